@@ -1,0 +1,247 @@
+// Package app wires the gateway's parts into one process: the Echo HTTP
+// server (API, probes and Socket.IO on one port), the bus, the Socket.IO
+// server and the producers. It owns start-up and the shutdown order:
+//
+//  1. readiness fails (the load balancer stops sending new clients);
+//  2. the HTTP server stops accepting and in-flight requests finish, while
+//     every Socket.IO client is closed at the transport level (clients
+//     reconnect elsewhere by themselves);
+//  3. the bus consumer stops, then the bus closes;
+//  4. everything is bounded by the shutdown timeout.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/meshgen/gateway/bus"
+	"github.com/meshgen/gateway/config"
+	"github.com/meshgen/gateway/gateway"
+	"github.com/meshgen/gateway/health"
+	"github.com/meshgen/gateway/rooms"
+	"github.com/meshgen/gateway/signature"
+	"github.com/meshgen/gateway/webhook"
+)
+
+// App is one gateway process.
+type App struct {
+	cfg     config.Config
+	log     *slog.Logger
+	echo    *echo.Echo
+	bus     bus.Bus
+	gw      *gateway.Server
+	health  *health.Checker
+	consume sync.WaitGroup
+
+	consumerErr chan error
+}
+
+// New builds the process from cfg. Nothing listens until Run.
+func New(cfg config.Config, log *slog.Logger) (*App, error) {
+	a := &App{cfg: cfg, log: log, health: &health.Checker{}, consumerErr: make(chan error, 1)}
+	a.bus = bus.NewMemory(0)
+
+	protocol := rooms.NewProtocol(cfg.MaxIDLength, rooms.NewMemoryFollows())
+	a.gw = gateway.New(gateway.Options{
+		AllowedOrigins:  cfg.AllowedOrigins(),
+		MaxMessageBytes: cfg.SocketMaxMessageBytes,
+		PingInterval:    cfg.PingInterval,
+		PingTimeout:     cfg.PingTimeout,
+		ConnectTimeout:  cfg.ConnectTimeout,
+		Protocol:        protocol,
+		Logger:          log.With(slog.String("component", "gateway")),
+	})
+
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = errorHandler(log)
+	e.Server.ReadHeaderTimeout = 10 * time.Second
+	e.Server.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	e.Use(middleware.Recover())
+	e.Use(middleware.RequestID())
+	e.Use(requestLogger(log))
+	if origins := cfg.AllowedOrigins(); len(origins) > 0 {
+		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
+			Skipper:          func(c echo.Context) bool { return strings.HasPrefix(c.Path(), gateway.Path) },
+			AllowOrigins:     origins,
+			AllowMethods:     []string{http.MethodGet, http.MethodPost, http.MethodOptions},
+			AllowHeaders:     []string{echo.HeaderContentType, webhook.SignatureHeader, echo.HeaderXRequestID},
+			AllowCredentials: !containsStar(origins),
+		}))
+	}
+	a.health.Register(e)
+	e.Any(gateway.Path+"*", echo.WrapHandler(a.gw.Handler()))
+
+	webhook.New(webhook.Config{
+		Verifier:     signature.NewVerifier(cfg.ModalWebhookSecrets),
+		MaxBodyBytes: cfg.WebhookMaxBodyBytes,
+		MaxIDLength:  cfg.MaxIDLength,
+		Publisher:    a.bus,
+		Logger:       log.With(slog.String("component", "webhook")),
+	}).Register(e)
+	a.echo = e
+
+	a.health.Add("bus_consumer", func(context.Context) error {
+		select {
+		case err := <-a.consumerErr:
+			a.consumerErr <- err
+			return fmt.Errorf("bus consumer stopped: %w", err)
+		default:
+			return nil
+		}
+	})
+	return a, nil
+}
+
+// Handler returns the process's HTTP handler (for in-process tests).
+func (a *App) Handler() http.Handler { return a.echo }
+
+// Run listens on the configured address and serves until ctx is done, then
+// shuts down in order within the shutdown timeout.
+func (a *App) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", a.cfg.Addr())
+	if err != nil {
+		return fmt.Errorf("app: listen on %s: %w", a.cfg.Addr(), err)
+	}
+	return a.Serve(ctx, ln)
+}
+
+// Serve is Run on an existing listener.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	consumeCtx, stopConsumer := context.WithCancel(context.Background())
+	defer stopConsumer()
+	a.consume.Go(func() {
+		err := a.bus.Consume(consumeCtx, a.gw.Deliver)
+		if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, bus.ErrClosed) {
+			a.log.Error("bus consumer stopped; this node delivers nothing", slog.String("error", err.Error()))
+			a.consumerErr <- err
+		}
+	})
+
+	serveErr := make(chan error, 1)
+	a.echo.Listener = ln
+	go func() { serveErr <- a.echo.Start("") }()
+	a.log.Info("gateway listening", slog.String("addr", ln.Addr().String()), slog.Any("config", a.cfg))
+	if !a.cfg.VerifyWebhooks() {
+		a.log.Warn("MODAL_WEBHOOK_SECRET is not set: webhook signatures are NOT verified (development only)")
+	}
+
+	select {
+	case err := <-serveErr:
+		if !errors.Is(err, http.ErrServerClosed) {
+			a.shutdown(stopConsumer)
+			return fmt.Errorf("app: serve: %w", err)
+		}
+	case <-ctx.Done():
+	}
+	return a.shutdown(stopConsumer)
+}
+
+// shutdown runs the shutdown order of the package doc.
+func (a *App) shutdown(stopConsumer context.CancelFunc) error {
+	a.log.Info("shutting down", slog.Duration("timeout", a.cfg.ShutdownTimeout))
+	a.health.Drain()
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer cancel()
+
+	var wg sync.WaitGroup
+	var httpErr, gwErr error
+	wg.Go(func() { httpErr = a.echo.Shutdown(ctx) })
+	wg.Go(func() { gwErr = a.gw.Close(ctx) })
+	wg.Wait()
+
+	stopConsumer()
+	a.consume.Wait()
+	busErr := a.bus.Close()
+	if err := errors.Join(httpErr, gwErr, busErr); err != nil {
+		return fmt.Errorf("app: shutdown: %w", err)
+	}
+	a.log.Info("shutdown complete")
+	return nil
+}
+
+// errorHandler shapes every HTTP error as {"error": "..."}, the existing
+// server's form, and adds Retry-After to 503 answers.
+func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
+	return func(err error, c echo.Context) {
+		if c.Response().Committed {
+			return
+		}
+		code := http.StatusInternalServerError
+		message := "Internal server error"
+		var he *echo.HTTPError
+		if errors.As(err, &he) {
+			code = he.Code
+			if m, ok := he.Message.(string); ok {
+				message = m
+			} else {
+				message = http.StatusText(code)
+			}
+		} else {
+			log.Error("unhandled error", slog.String("path", c.Path()), slog.String("error", err.Error()))
+		}
+		if code == http.StatusServiceUnavailable {
+			c.Response().Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
+		}
+		if c.Request().Method == http.MethodHead {
+			_ = c.NoContent(code)
+			return
+		}
+		_ = c.JSON(code, map[string]string{"error": message})
+	}
+}
+
+// retryAfterSeconds is the Retry-After of 503 answers.
+const retryAfterSeconds = 5
+
+// requestLogger logs one line per HTTP request (not per Socket.IO poll).
+func requestLogger(log *slog.Logger) echo.MiddlewareFunc {
+	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		Skipper: func(c echo.Context) bool {
+			p := c.Request().URL.Path
+			return strings.HasPrefix(p, gateway.Path) || p == health.LivePath || p == health.ReadyPath || p == health.HealthzPath
+		},
+		LogStatus:    true,
+		LogURIPath:   true,
+		LogMethod:    true,
+		LogLatency:   true,
+		LogRequestID: true,
+		LogError:     true,
+		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
+			attrs := []slog.Attr{
+				slog.String("request_id", v.RequestID),
+				slog.String("method", v.Method),
+				slog.String("path", v.URIPath),
+				slog.Int("status", v.Status),
+				slog.Duration("latency", v.Latency),
+			}
+			level := slog.LevelInfo
+			if v.Status >= 500 {
+				level = slog.LevelError
+			}
+			log.LogAttrs(c.Request().Context(), level, "http request", attrs...)
+			return nil
+		},
+	})
+}
+
+func containsStar(origins []string) bool {
+	for _, o := range origins {
+		if o == "*" {
+			return true
+		}
+	}
+	return false
+}

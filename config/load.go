@@ -1,0 +1,178 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// ErrHelp is returned by Load when --help was asked for; the usage has been
+// written to the output given to NewFlagSet.
+var ErrHelp = pflag.ErrHelp
+
+// envPrefix prefixes every environment variable except the legacy names the
+// existing Flask backend already uses (see legacyEnv).
+const envPrefix = "GATEWAY"
+
+// legacyEnv maps keys to environment names shared with the existing backend.
+// The GATEWAY_-prefixed name, when set, wins over the legacy one.
+var legacyEnv = map[string]string{
+	"port":                 "PORT",
+	"modal-webhook-secret": "MODAL_WEBHOOK_SECRET",
+	"cors-origins":         "CORS_ORIGINS",
+	"redis-url":            "REDIS_URL",
+}
+
+// EnvName returns the environment variable that sets key.
+func EnvName(key string) string {
+	if name, ok := legacyEnv[key]; ok {
+		return name
+	}
+	return prefixedEnvName(key)
+}
+
+func prefixedEnvName(key string) string {
+	return envPrefix + "_" + strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(key))
+}
+
+// NewFlagSet returns the command-line flags of the gateway, one per config
+// key, each with its default and environment variable in its usage line.
+// Usage output goes to out.
+func NewFlagSet(name string, out io.Writer) *pflag.FlagSet {
+	d := Default()
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.SortFlags = false
+	usage := func(key, text string) string { return fmt.Sprintf("%s (env %s)", text, EnvName(key)) }
+
+	fs.String("config", "", "optional config file (yaml, json or toml); flags and environment override it")
+	fs.String("env", d.Env, usage("env", "development or production"))
+	fs.String("host", d.Host, usage("host", "listen address; empty means all interfaces"))
+	fs.Int("port", d.Port, usage("port", "port serving the HTTP API and Socket.IO"))
+	fs.String("modal-webhook-secret", "", usage("modal-webhook-secret", "comma-separated HMAC secrets for Modal webhooks; required in production"))
+	fs.String("cors-origins", "", usage("cors-origins", "comma-separated allowed origins, or *; development defaults to "+strings.Join(DevOrigins, ",")))
+	fs.String("redis-url", d.RedisURL, usage("redis-url", "Redis URL; empty runs one node on the in-process bus"))
+	fs.String("log-level", d.LogLevel, usage("log-level", "debug, info, warn or error"))
+	fs.String("log-format", d.LogFormat, usage("log-format", "json, text or auto (json in production, text in development)"))
+	fs.Int64("webhook-max-body-bytes", d.WebhookMaxBodyBytes, usage("webhook-max-body-bytes", "largest webhook body accepted (413 above)"))
+	fs.Int64("socket-max-message-bytes", d.SocketMaxMessageBytes, usage("socket-max-message-bytes", "largest client message; a client sending more is disconnected"))
+	fs.Int("max-id-length", d.MaxIDLength, usage("max-id-length", "longest project, batch or job id accepted"))
+	fs.Duration("ping-interval", d.PingInterval, usage("ping-interval", "Engine.IO heartbeat interval"))
+	fs.Duration("ping-timeout", d.PingTimeout, usage("ping-timeout", "how long a client may take to answer a ping"))
+	fs.Duration("connect-timeout", d.ConnectTimeout, usage("connect-timeout", "how long a transport may stay open without joining a namespace"))
+	fs.Duration("shutdown-timeout", d.ShutdownTimeout, usage("shutdown-timeout", "hard deadline for a graceful stop"))
+	fs.Bool("version", false, "print the version and exit")
+	fs.BoolP("help", "h", false, "show this help")
+	return fs
+}
+
+// Load parses args with fs (from NewFlagSet), reads the optional config file,
+// the environment and the flags (flags win, then environment, then file,
+// then defaults) and validates the result.
+func Load(fs *pflag.FlagSet, args []string) (Config, error) {
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if help, _ := fs.GetBool("help"); help {
+		fs.PrintDefaults()
+		return Config{}, ErrHelp
+	}
+
+	v := viper.New()
+	d := Default()
+	setDefaults(v, d)
+	for _, key := range keys(d) {
+		names := []string{key, prefixedEnvName(key)}
+		if legacy, ok := legacyEnv[key]; ok {
+			names = append(names, legacy)
+		}
+		if err := v.BindEnv(names...); err != nil {
+			return Config{}, fmt.Errorf("config: bind env for %s: %w", key, err)
+		}
+		if f := fs.Lookup(key); f != nil {
+			if err := v.BindPFlag(key, f); err != nil {
+				return Config{}, fmt.Errorf("config: bind flag %s: %w", key, err)
+			}
+		}
+	}
+
+	if path, _ := fs.GetString("config"); path != "" {
+		v.SetConfigFile(path)
+		if err := v.ReadInConfig(); err != nil {
+			return Config{}, fmt.Errorf("config: read %s: %w", path, err)
+		}
+	}
+
+	var c Config
+	err := v.Unmarshal(&c, func(dc *mapstructure.DecoderConfig) {
+		dc.ErrorUnused = false
+		dc.WeaklyTypedInput = true
+		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(
+			mapstructure.StringToTimeDurationHookFunc(),
+			mapstructure.StringToSliceHookFunc(","),
+		)
+	})
+	if err != nil {
+		return Config{}, fmt.Errorf("config: decode: %w", err)
+	}
+	c.ModalWebhookSecrets = cleanList(c.ModalWebhookSecrets)
+	c.CORSOrigins = cleanList(c.CORSOrigins)
+	c.Env = strings.ToLower(strings.TrimSpace(c.Env))
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// setDefaults registers every key's default with v, so that environment
+// variables and config files are consulted for all of them.
+func setDefaults(v *viper.Viper, d Config) {
+	rv := reflect.ValueOf(d)
+	rt := rv.Type()
+	for i := range rt.NumField() {
+		key := rt.Field(i).Tag.Get("mapstructure")
+		v.SetDefault(key, rv.Field(i).Interface())
+	}
+}
+
+// keys lists the config keys in declaration order.
+func keys(d Config) []string {
+	rt := reflect.TypeOf(d)
+	out := make([]string, 0, rt.NumField())
+	for i := range rt.NumField() {
+		out = append(out, rt.Field(i).Tag.Get("mapstructure"))
+	}
+	return out
+}
+
+// Keys lists every config key the gateway reads, in declaration order.
+func Keys() []string { return keys(Config{}) }
+
+// cleanList trims every element (also splitting any that still hold commas)
+// and drops empty ones.
+func cleanList(in []string) []string {
+	var out []string
+	for _, item := range in {
+		for part := range strings.SplitSeq(item, ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				out = append(out, part)
+			}
+		}
+	}
+	return out
+}
+
+func joinHostPort(host string, port int) string {
+	return net.JoinHostPort(host, strconv.Itoa(port))
+}
+
+// IsHelp reports whether err asks for the usage to be shown.
+func IsHelp(err error) bool { return errors.Is(err, ErrHelp) }

@@ -1,0 +1,102 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// ErrInvalid is wrapped by every validation error.
+var ErrInvalid = errors.New("config: invalid")
+
+// invalid builds an error naming the key, its environment variable and the
+// bad value. Secrets are never passed as value.
+func invalid(key string, value any, why string) error {
+	return fmt.Errorf("%w: %s (%s) = %q: %s", ErrInvalid, key, EnvName(key), fmt.Sprint(value), why)
+}
+
+// Validate checks every field and returns the first problem, naming the key
+// and the bad value.
+func (c Config) Validate() error {
+	switch c.Env {
+	case EnvDevelopment, EnvProduction:
+	default:
+		return invalid("env", c.Env, "must be development or production")
+	}
+	if c.Port < 1 || c.Port > 65535 {
+		return invalid("port", c.Port, "must be between 1 and 65535")
+	}
+	if c.Env == EnvProduction && len(c.ModalWebhookSecrets) == 0 {
+		return fmt.Errorf("%w: modal-webhook-secret (MODAL_WEBHOOK_SECRET) is required in production; set it, or set GATEWAY_ENV=development to skip webhook verification", ErrInvalid)
+	}
+	for _, origin := range c.CORSOrigins {
+		if err := checkOrigin(origin); err != nil {
+			return invalid("cors-origins", origin, err.Error())
+		}
+	}
+	if c.RedisURL != "" {
+		u, err := url.Parse(c.RedisURL)
+		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+			return invalid("redis-url", redact(c.RedisURL), "must be a redis://, rediss:// or unix:// URL")
+		}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return invalid("log-level", c.LogLevel, "must be debug, info, warn or error")
+	}
+	switch c.LogFormat {
+	case "auto", "json", "text":
+	default:
+		return invalid("log-format", c.LogFormat, "must be auto, json or text")
+	}
+	if c.WebhookMaxBodyBytes < 1 {
+		return invalid("webhook-max-body-bytes", c.WebhookMaxBodyBytes, "must be positive")
+	}
+	if c.SocketMaxMessageBytes < 1 {
+		return invalid("socket-max-message-bytes", c.SocketMaxMessageBytes, "must be positive")
+	}
+	if c.MaxIDLength < 1 || c.MaxIDLength > 1024 {
+		return invalid("max-id-length", c.MaxIDLength, "must be between 1 and 1024")
+	}
+	for key, d := range map[string]time.Duration{
+		"ping-interval":    c.PingInterval,
+		"ping-timeout":     c.PingTimeout,
+		"connect-timeout":  c.ConnectTimeout,
+		"shutdown-timeout": c.ShutdownTimeout,
+	} {
+		if d <= 0 {
+			return invalid(key, d, "must be a positive duration such as 10s")
+		}
+	}
+	return nil
+}
+
+// checkOrigin accepts "*" or scheme://host[:port] with no path.
+func checkOrigin(origin string) error {
+	if origin == "*" {
+		return nil
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return fmt.Errorf("not a URL: %w", err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("must be an origin such as https://app.example.com")
+	}
+	if strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "" {
+		return errors.New("an origin has no path, query or fragment")
+	}
+	return nil
+}
+
+// redact hides a URL's password.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "<unparseable URL>"
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,235 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/zishang520/socket.io/servers/engine/v3"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/meshgen/gateway/bus"
+	"github.com/meshgen/gateway/rooms"
+)
+
+// Path is where Socket.IO is served, as socket.io-client expects it.
+const Path = "/socket.io/"
+
+// ErrOriginNotAllowed rejects a handshake from an origin outside the CORS
+// list.
+var ErrOriginNotAllowed = errors.New("gateway: origin not allowed")
+
+// Options configures a Server.
+type Options struct {
+	// AllowedOrigins are the CORS origins of the handshake; "*" allows any,
+	// empty allows only same-origin browsers (and every non-browser client).
+	AllowedOrigins []string
+	// MaxMessageBytes is the largest message a client may send. Zero means
+	// 1,000,000.
+	MaxMessageBytes int64
+	// PingInterval, PingTimeout and ConnectTimeout are the Engine.IO and
+	// Socket.IO timers. Zero means 25s, 20s and 45s.
+	PingInterval   time.Duration
+	PingTimeout    time.Duration
+	ConnectTimeout time.Duration
+	// Protocol answers client events. Required.
+	Protocol *rooms.Protocol
+	// Logger is required.
+	Logger *slog.Logger
+}
+
+// Server is the Socket.IO side of the gateway.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	io      *socket.Server
+	eio     engine.Server
+	gate    *handshakeGate
+	clients atomic.Int64
+
+	closeOnce sync.Once
+}
+
+// New builds the Socket.IO server. It panics when Protocol or Logger is
+// missing (a wiring error).
+func New(opts Options) *Server {
+	if opts.Protocol == nil || opts.Logger == nil {
+		panic("gateway: Options needs Protocol and Logger")
+	}
+	if opts.MaxMessageBytes <= 0 {
+		opts.MaxMessageBytes = 1_000_000
+	}
+	if opts.PingInterval <= 0 {
+		opts.PingInterval = 25 * time.Second
+	}
+	if opts.PingTimeout <= 0 {
+		opts.PingTimeout = 20 * time.Second
+	}
+	if opts.ConnectTimeout <= 0 {
+		opts.ConnectTimeout = 45 * time.Second
+	}
+	s := &Server{opts: opts, log: opts.Logger, gate: newHandshakeGate(opts.ConnectTimeout)}
+
+	so := socket.DefaultServerOptions()
+	so.SetPath(strings.TrimSuffix(Path, "/"))
+	so.SetServeClient(false)
+	so.SetPingInterval(opts.PingInterval)
+	so.SetPingTimeout(opts.PingTimeout)
+	so.SetConnectTimeout(opts.ConnectTimeout)
+	so.SetMaxHttpBufferSize(opts.MaxMessageBytes)
+	so.SetAllowEIO3(false)
+	so.SetCors(s.cors())
+	so.SetAllowRequest(s.allowRequest)
+
+	s.io = socket.NewServer(nil, so)
+	s.eio = engine.NewServer(so)
+	// The gate's listener must see each connection before Socket.IO does.
+	_ = s.eio.On("connection", s.gate.attach)
+	s.io.Bind(s.eio)
+	_ = s.io.On("connection", s.onConnection)
+	return s
+}
+
+// Handler serves Path (HTTP long-polling and the WebSocket upgrade).
+func (s *Server) Handler() http.Handler { return s.eio }
+
+// Clients returns the number of connected clients.
+func (s *Server) Clients() int64 { return s.clients.Load() }
+
+// Deliver emits e to its rooms (or to everyone for a broadcast). The payload
+// is embedded as already-encoded JSON; the library encodes the packet once
+// and shares it between recipients.
+func (s *Server) Deliver(e bus.Event) {
+	if e.Broadcast {
+		_ = s.io.Sockets().Emit(e.Name, e.Payload)
+		return
+	}
+	targets := make([]socket.Room, len(e.Rooms))
+	for i, r := range e.Rooms {
+		targets[i] = socket.Room(r)
+	}
+	_ = s.io.To(targets...).Emit(e.Name, e.Payload)
+}
+
+// Close disconnects every client at the transport level (socket.io-client
+// reconnects by itself) and stops the engine. It is idempotent.
+func (s *Server) Close(ctx context.Context) error {
+	done := make(chan struct{})
+	s.closeOnce.Do(func() {
+		go func() {
+			s.io.Close(nil)
+			close(done)
+		}()
+	})
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("gateway: close: %w", ctx.Err())
+	}
+}
+
+// onConnection wires one new socket to the protocol.
+func (s *Server) onConnection(args ...any) {
+	sock, ok := args[0].(*socket.Socket)
+	if !ok {
+		return
+	}
+	m := member{sock}
+	s.clients.Add(1)
+	_ = sock.OnAny(func(args ...any) { s.onEvent(sock, m, args) })
+	_ = sock.On("disconnect", func(...any) {
+		s.clients.Add(-1)
+		s.opts.Protocol.Disconnected(m)
+	})
+	// The namespace is registered now: release what the gate held.
+	s.gate.open(sock.Conn().Id())
+}
+
+// onEvent answers one client event: args are the event name, its arguments
+// and, last, the acknowledgement callback when the client asked for one.
+func (s *Server) onEvent(sock *socket.Socket, m member, args []any) {
+	if len(args) == 0 {
+		return
+	}
+	event, _ := args[0].(string)
+	args = args[1:]
+	var ack socket.Ack
+	if n := len(args); n > 0 {
+		if a, ok := args[n-1].(socket.Ack); ok {
+			ack = a
+			args = args[:n-1]
+		}
+	}
+	if !rooms.Handles(event) {
+		s.log.Debug("unknown client event", slog.String("event", event), slog.String("sid", m.ID()))
+		if ack != nil {
+			ack([]any{map[string]any{"message": "Unknown event: " + event}}, nil)
+		}
+		return
+	}
+	reply := s.opts.Protocol.Handle(m, event, args)
+	if reply.Event == "" {
+		return
+	}
+	if reply.Event == rooms.ReplyError {
+		s.log.Info("client event rejected", slog.String("event", event), slog.String("sid", m.ID()), slog.Any("reason", reply.Payload["message"]))
+	}
+	_ = sock.Emit(reply.Event, reply.Payload)
+	if ack != nil {
+		ack([]any{reply.Payload}, nil)
+	}
+}
+
+// cors returns the engine's CORS options (polling requests and the
+// WebSocket origin check).
+func (s *Server) cors() *types.Cors {
+	origins := s.opts.AllowedOrigins
+	if len(origins) == 0 {
+		return nil
+	}
+	c := &types.Cors{Credentials: true, Methods: []string{http.MethodGet, http.MethodPost, http.MethodOptions}}
+	if slices.Contains(origins, "*") {
+		c.Origin = true
+	} else {
+		c.Origin = slices.Clone(origins)
+	}
+	return c
+}
+
+// allowRequest refuses a handshake whose Origin is neither allowed nor the
+// gateway's own (as Flask-SocketIO does); clients without an Origin header
+// (servers, workers, tests) pass.
+func (s *Server) allowRequest(ctx *types.HttpContext) error {
+	origin := ctx.Headers().Peek("Origin")
+	if origin == "" || originAllowed(origin, ctx.Request().Host, s.opts.AllowedOrigins) {
+		return nil
+	}
+	s.log.Info("handshake refused", slog.String("origin", origin))
+	return ErrOriginNotAllowed
+}
+
+// originAllowed reports whether origin may connect.
+func originAllowed(origin, host string, allowed []string) bool {
+	if slices.Contains(allowed, "*") || slices.Contains(allowed, origin) {
+		return true
+	}
+	u, err := url.Parse(origin)
+	return err == nil && u.Host == host
+}
+
+// member adapts a library socket to rooms.Member.
+type member struct{ s *socket.Socket }
+
+func (m member) ID() string        { return string(m.s.Id()) }
+func (m member) Join(room string)  { m.s.Join(socket.Room(room)) }
+func (m member) Leave(room string) { m.s.Leave(socket.Room(room)) }

@@ -1,0 +1,239 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/meshgen/gateway/bus"
+	"github.com/meshgen/gateway/rooms"
+	"github.com/meshgen/gateway/signature"
+)
+
+// Path is the route of Modal's webhook.
+const Path = "/api/webhooks/modal"
+
+// SignatureHeader carries "sha256=<hex>" of the raw body.
+const SignatureHeader = "X-Modal-Signature"
+
+// Event names published by the webhook.
+const (
+	EventJobCompleted = "job_completed"
+	EventJobFailed    = "job_failed"
+)
+
+// ErrJobNotFound is returned by a Resolver for a job it does not know.
+var ErrJobNotFound = errors.New("webhook: job not found")
+
+// Owner is the project (and batch) a job belongs to.
+type Owner struct {
+	Project rooms.ID
+	Batch   rooms.ID
+}
+
+// Resolver ties a job to its owner when the webhook body does not name it.
+type Resolver interface {
+	// Resolve returns the owner of job, or ErrJobNotFound.
+	Resolve(ctx context.Context, job string) (Owner, error)
+}
+
+// Config configures a Handler. Publisher and Logger are required.
+type Config struct {
+	// Verifier checks X-Modal-Signature. Without secrets (development only)
+	// verification is skipped with a warning on every request.
+	Verifier *signature.Verifier
+	// MaxBodyBytes bounds the body; larger ones answer 413. Zero means 1 MiB.
+	MaxBodyBytes int64
+	// MaxIDLength bounds job, project and batch ids. Zero means
+	// rooms.DefaultMaxIDLength.
+	MaxIDLength int
+	// Publisher receives the job_completed / job_failed events.
+	Publisher bus.Publisher
+	// Resolver is consulted when the body names no project. Nil means only
+	// the body's project_id ties a job to a project.
+	Resolver Resolver
+	// Logger receives one line per request.
+	Logger *slog.Logger
+}
+
+// Handler serves POST /api/webhooks/modal.
+type Handler struct {
+	cfg Config
+}
+
+// New returns a Handler. It panics on a config without Publisher or Logger:
+// a bad wiring fails at start-up, never per request.
+func New(cfg Config) *Handler {
+	if cfg.Publisher == nil || cfg.Logger == nil {
+		panic("webhook: Config needs Publisher and Logger")
+	}
+	if cfg.Verifier == nil {
+		cfg.Verifier = signature.NewVerifier(nil)
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	return &Handler{cfg: cfg}
+}
+
+// Register adds the webhook route to e.
+func (h *Handler) Register(e *echo.Echo) {
+	e.POST(Path, h.Serve)
+}
+
+// Serve handles one webhook request.
+func (h *Handler) Serve(c echo.Context) error {
+	ctx := c.Request().Context()
+	log := h.cfg.Logger.With(slog.String("route", Path))
+
+	body, err := ReadBody(c, h.cfg.MaxBodyBytes)
+	if err != nil {
+		return err
+	}
+	if h.cfg.Verifier.Enabled() {
+		if err := h.cfg.Verifier.Verify(c.Request().Header.Get(SignatureHeader), body); err != nil {
+			log.WarnContext(ctx, "webhook rejected", slog.String("reason", err.Error()))
+			return echo.NewHTTPError(http.StatusUnauthorized, "Invalid signature").SetInternal(err)
+		}
+	} else {
+		log.WarnContext(ctx, "webhook signature verification skipped: no MODAL_WEBHOOK_SECRET configured (development)")
+	}
+
+	n, err := Parse(body, h.cfg.MaxIDLength)
+	if err != nil {
+		log.InfoContext(ctx, "webhook rejected", slog.String("reason", err.Error()))
+		return echo.NewHTTPError(http.StatusBadRequest, badRequestMessage(err)).SetInternal(err)
+	}
+	log = log.With(slog.String("job_id", n.JobID.Key), slog.String("status", n.Status))
+
+	owner, err := h.owner(ctx, n)
+	if errors.Is(err, ErrJobNotFound) {
+		log.InfoContext(ctx, "webhook for unknown job")
+		return echo.NewHTTPError(http.StatusNotFound, "Job not found")
+	}
+	if err != nil {
+		log.ErrorContext(ctx, "webhook job lookup failed", slog.String("error", err.Error()))
+		return echo.NewHTTPError(http.StatusInternalServerError, "Job lookup failed").SetInternal(err)
+	}
+	log = log.With(slog.String("project_id", owner.Project.Key))
+
+	event, err := BuildEvent(n, owner)
+	if err != nil {
+		log.ErrorContext(ctx, "webhook event encoding failed", slog.String("error", err.Error()))
+		return echo.NewHTTPError(http.StatusInternalServerError, "Event encoding failed").SetInternal(err)
+	}
+	if err := h.cfg.Publisher.Publish(ctx, event); err != nil {
+		log.ErrorContext(ctx, "webhook event not published", slog.String("error", err.Error()))
+		return PublishError(err)
+	}
+	log.InfoContext(ctx, "webhook accepted", slog.String("event", event.Name))
+	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "job_id": n.JobID.Raw})
+}
+
+// owner resolves the job's project: the body's fields first, then the
+// Resolver.
+func (h *Handler) owner(ctx context.Context, n Notification) (Owner, error) {
+	if n.ProjectID.Key != "" {
+		return Owner{Project: n.ProjectID, Batch: n.BatchID}, nil
+	}
+	if h.cfg.Resolver == nil {
+		return Owner{}, ErrJobNotFound
+	}
+	owner, err := h.cfg.Resolver.Resolve(ctx, n.JobID.Key)
+	if err != nil {
+		return Owner{}, fmt.Errorf("resolve job %s: %w", n.JobID.Key, err)
+	}
+	if n.BatchID.Key != "" {
+		owner.Batch = n.BatchID
+	}
+	return owner, nil
+}
+
+type completedPayload struct {
+	ProjectID any             `json:"project_id"`
+	JobID     any             `json:"job_id"`
+	Status    string          `json:"status"`
+	Result    json.RawMessage `json:"result"`
+}
+
+type failedPayload struct {
+	ProjectID any             `json:"project_id"`
+	JobID     any             `json:"job_id"`
+	Error     json.RawMessage `json:"error"`
+}
+
+// BuildEvent turns a notification into the event clients receive:
+// job_completed {project_id, job_id, status, result} or
+// job_failed {project_id, job_id, error}, to project_<project_id>.
+func BuildEvent(n Notification, owner Owner) (bus.Event, error) {
+	var (
+		name    string
+		payload any
+	)
+	if n.Completed() {
+		name = EventJobCompleted
+		payload = completedPayload{owner.Project.Raw, n.JobID.Raw, StatusCompleted, n.Result}
+	} else {
+		name = EventJobFailed
+		payload = failedPayload{owner.Project.Raw, n.JobID.Raw, n.Error}
+	}
+	encoded, err := json.Marshal(payload)
+	if err != nil {
+		return bus.Event{}, fmt.Errorf("webhook: encode %s: %w", name, err)
+	}
+	return bus.Event{Name: name, Rooms: []string{rooms.ProjectRoom(owner.Project)}, Payload: encoded}, nil
+}
+
+func badRequestMessage(err error) string {
+	switch {
+	case errors.Is(err, ErrMissingJobID):
+		return "Missing job_id"
+	case errors.Is(err, ErrInvalidJobID):
+		return "Invalid job_id"
+	case errors.Is(err, ErrInvalidStatus):
+		return "Invalid status"
+	case errors.Is(err, ErrInvalidOwner):
+		return "Invalid project_id or batch_id"
+	default:
+		return "Invalid JSON"
+	}
+}
+
+// PublishError maps a failed publish to its HTTP answer: 503 with
+// Retry-After when the bus is unavailable (the sender should retry), 500
+// otherwise.
+func PublishError(err error) error {
+	var unavailable interface{ Unavailable() bool }
+	if errors.As(err, &unavailable) && unavailable.Unavailable() {
+		return &echo.HTTPError{Code: http.StatusServiceUnavailable, Message: "Event bus unavailable, retry later", Internal: err}
+	}
+	return echo.NewHTTPError(http.StatusInternalServerError, "Failed to publish event").SetInternal(err)
+}
+
+// ReadBody reads the request body up to limit bytes; a larger body answers
+// 413 {"error": "Request body too large"}.
+func ReadBody(c echo.Context, limit int64) ([]byte, error) {
+	req := c.Request()
+	if req.ContentLength > limit {
+		return nil, tooLarge(limit)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, limit))
+	var maxErr *http.MaxBytesError
+	if errors.As(err, &maxErr) {
+		return nil, tooLarge(limit)
+	}
+	if err != nil {
+		return nil, echo.NewHTTPError(http.StatusBadRequest, "Could not read request body").SetInternal(err)
+	}
+	return body, nil
+}
+
+func tooLarge(limit int64) error {
+	return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("Request body too large (limit %d bytes)", limit))
+}
