@@ -31,8 +31,9 @@ type Config struct {
 	// Zero value means all interfaces.
 	Host string `mapstructure:"host"`
 
-	// Port is `port` / PORT (or GATEWAY_PORT): the one port that serves the
-	// HTTP API and Socket.IO. Default 5000, as Flask did.
+	// Port is `port` / PORT: the one port that serves the HTTP API and
+	// Socket.IO. Default 5000, as Flask did. GATEWAY_PORT is deliberately not
+	// read: Kubernetes service links set it to "tcp://...".
 	Port int `mapstructure:"port"`
 
 	// ModalWebhookSecrets is `modal-webhook-secret` / MODAL_WEBHOOK_SECRET,

@@ -23,7 +23,9 @@ var ErrHelp = pflag.ErrHelp
 const envPrefix = "GATEWAY"
 
 // legacyEnv maps keys to environment names shared with the existing backend.
-// The GATEWAY_-prefixed name, when set, wins over the legacy one.
+// The GATEWAY_-prefixed name, when set, wins over the legacy one, except for
+// port: Kubernetes sets GATEWAY_PORT=tcp://... for a Service named "gateway"
+// (service links), so port is read from PORT only.
 var legacyEnv = map[string]string{
 	"port":                 "PORT",
 	"modal-webhook-secret": "MODAL_WEBHOOK_SECRET",
@@ -90,7 +92,10 @@ func Load(fs *pflag.FlagSet, args []string) (Config, error) {
 	d := Default()
 	setDefaults(v, d)
 	for _, key := range keys(d) {
-		names := []string{key, prefixedEnvName(key)}
+		names := []string{key}
+		if key != "port" {
+			names = append(names, prefixedEnvName(key))
+		}
 		if legacy, ok := legacyEnv[key]; ok {
 			names = append(names, legacy)
 		}

@@ -28,7 +28,6 @@ type connGate struct {
 	isReady  atomic.Bool
 	openOnce sync.Once
 	shutOnce sync.Once
-	held     atomic.Int64
 }
 
 func newHandshakeGate(timeout time.Duration) *handshakeGate {
@@ -74,17 +73,6 @@ func (g *handshakeGate) open(id string) {
 	}
 }
 
-// held returns how many packets were held across all live connections; for
-// tests.
-func (g *handshakeGate) heldCount(id string) int64 {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if cg := g.conns[id]; cg != nil {
-		return cg.held.Load()
-	}
-	return 0
-}
-
 func (cg *connGate) open() {
 	cg.openOnce.Do(func() {
 		cg.isReady.Store(true)
@@ -94,7 +82,6 @@ func (cg *connGate) open() {
 
 // wait blocks until the gate opens, the connection closes or timeout passes.
 func (cg *connGate) wait(timeout time.Duration) {
-	cg.held.Add(1)
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	select {

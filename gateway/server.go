@@ -45,6 +45,10 @@ type Options struct {
 	Protocol *rooms.Protocol
 	// Logger is required.
 	Logger *slog.Logger
+
+	// disableGate turns the handshake gate off; only tests use it, to show
+	// that the race it closes is real.
+	disableGate bool
 }
 
 // Server is the Socket.IO side of the gateway.
@@ -93,7 +97,9 @@ func New(opts Options) *Server {
 	s.io = socket.NewServer(nil, so)
 	s.eio = engine.NewServer(so)
 	// The gate's listener must see each connection before Socket.IO does.
-	_ = s.eio.On("connection", s.gate.attach)
+	if !opts.disableGate {
+		_ = s.eio.On("connection", s.gate.attach)
+	}
 	s.io.Bind(s.eio)
 	_ = s.io.On("connection", s.onConnection)
 	return s

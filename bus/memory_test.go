@@ -1,0 +1,79 @@
+package bus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestMemoryOrderAndIDs(t *testing.T) {
+	m := NewMemory(8)
+	t.Cleanup(func() { _ = m.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const n = 1000
+	got := make(chan Event, n)
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = m.Consume(ctx, func(e Event) { got <- e }) })
+	for i := range n {
+		if err := m.Publish(ctx, Event{Name: "log_line", Rooms: []string{"project_1"}, Payload: json.RawMessage(strconv.Itoa(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		select {
+		case e := <-got:
+			if string(e.Payload) != strconv.Itoa(i) || e.ID != strconv.Itoa(i+1) {
+				t.Fatalf("event %d = id %s payload %s", i, e.ID, e.Payload)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("event %d not delivered", i)
+		}
+	}
+	cancel()
+	wg.Wait()
+}
+
+func TestMemoryBackpressure(t *testing.T) {
+	m := NewMemory(1)
+	t.Cleanup(func() { _ = m.Close() })
+	ev := Event{Name: "x", Rooms: []string{"r"}, Payload: json.RawMessage(`{}`)}
+	if err := m.Publish(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := m.Publish(ctx, ev); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("full queue: err = %v, want deadline exceeded", err)
+	}
+	_ = m.Close()
+	if err := m.Publish(context.Background(), ev); !errors.Is(err, ErrClosed) {
+		t.Fatalf("closed: err = %v", err)
+	}
+}
+
+func TestEventValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		ev   Event
+		ok   bool
+	}{
+		{"ok", Event{Name: "a", Rooms: []string{"r"}, Payload: json.RawMessage(`{"a":1}`)}, true},
+		{"broadcast", Event{Name: "a", Broadcast: true, Payload: json.RawMessage(`1`)}, true},
+		{"no name", Event{Rooms: []string{"r"}, Payload: json.RawMessage(`1`)}, false},
+		{"no room", Event{Name: "a", Payload: json.RawMessage(`1`)}, false},
+		{"bad payload", Event{Name: "a", Rooms: []string{"r"}, Payload: json.RawMessage(`{`)}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.ev.Validate()
+			if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrInvalidEvent)) {
+				t.Fatalf("Validate() = %v", err)
+			}
+		})
+	}
+}

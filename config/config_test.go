@@ -1,0 +1,138 @@
+package config
+
+import (
+	"errors"
+	"io"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func load(t *testing.T, args ...string) (Config, error) {
+	t.Helper()
+	return Load(NewFlagSet("gateway", io.Discard), args)
+}
+
+func TestLoadDefaultsDevelopment(t *testing.T) {
+	t.Setenv("GATEWAY_ENV", "development")
+	c, err := load(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Port != 5000 || c.WebhookMaxBodyBytes != 1<<20 || c.PingInterval != 25*time.Second || c.ShutdownTimeout != 10*time.Second {
+		t.Fatalf("defaults wrong: %+v", c)
+	}
+	if c.VerifyWebhooks() {
+		t.Fatal("no secret set, yet verification on")
+	}
+	if !slices.Equal(c.AllowedOrigins(), DevOrigins) {
+		t.Fatalf("dev origins = %v", c.AllowedOrigins())
+	}
+}
+
+func TestLoadLegacyEnv(t *testing.T) {
+	t.Setenv("PORT", "7000")
+	t.Setenv("MODAL_WEBHOOK_SECRET", " new-secret , old-secret ,")
+	t.Setenv("CORS_ORIGINS", "https://a.example.com, https://b.example.com")
+	t.Setenv("REDIS_URL", "redis://localhost:6379/0")
+	c, err := load(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Env != EnvProduction || c.Port != 7000 || c.RedisURL != "redis://localhost:6379/0" {
+		t.Fatalf("got %+v", c)
+	}
+	if !slices.Equal(c.ModalWebhookSecrets, []string{"new-secret", "old-secret"}) {
+		t.Fatalf("secrets = %v", c.ModalWebhookSecrets)
+	}
+	if !slices.Equal(c.AllowedOrigins(), []string{"https://a.example.com", "https://b.example.com"}) {
+		t.Fatalf("origins = %v", c.AllowedOrigins())
+	}
+}
+
+func TestLoadPrecedence(t *testing.T) {
+	t.Setenv("GATEWAY_ENV", "development")
+	t.Setenv("PORT", "7000")
+	t.Setenv("GATEWAY_LOG_LEVEL", "warn")
+	c, err := load(t, "--config", "testdata/gateway.yaml", "--port", "7100")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Port != 7100 {
+		t.Errorf("flag should win: port = %d", c.Port)
+	}
+	if c.LogLevel != "warn" {
+		t.Errorf("env should beat file: log-level = %q", c.LogLevel)
+	}
+	if c.PingInterval != 5*time.Second || c.WebhookMaxBodyBytes != 2048 {
+		t.Errorf("file values not read: %+v", c)
+	}
+	if !slices.Equal(c.CORSOrigins, []string{"https://app.example.com", "http://localhost:5173"}) {
+		t.Errorf("file list = %v", c.CORSOrigins)
+	}
+	// Kubernetes service links set GATEWAY_PORT for a Service named gateway.
+	t.Setenv("GATEWAY_PORT", "tcp://10.0.0.1:80")
+	if c, err = load(t, "--config", "testdata/gateway.yaml"); err != nil || c.Port != 7000 {
+		t.Errorf("GATEWAY_PORT must be ignored: port = %d, err = %v", c.Port, err)
+	}
+}
+
+func TestLoadInvalid(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"production without secret", nil, nil, "modal-webhook-secret (MODAL_WEBHOOK_SECRET) is required in production"},
+		{"bad env", map[string]string{"GATEWAY_ENV": "staging"}, nil, `env (GATEWAY_ENV) = "staging"`},
+		{"bad port", map[string]string{"GATEWAY_ENV": "development", "PORT": "70000"}, nil, `port (PORT) = "70000"`},
+		{"port not a number", map[string]string{"GATEWAY_ENV": "development", "PORT": "abc"}, nil, "port"},
+		{"bad origin", map[string]string{"GATEWAY_ENV": "development", "CORS_ORIGINS": "localhost:3000"}, nil, `cors-origins (CORS_ORIGINS) = "localhost:3000"`},
+		{"origin with path", map[string]string{"GATEWAY_ENV": "development", "CORS_ORIGINS": "https://a.com/app"}, nil, "no path"},
+		{"bad redis url hides password", map[string]string{"GATEWAY_ENV": "development", "REDIS_URL": "http://u:hunter2@x"}, nil, "redis-url (REDIS_URL)"},
+		{"bad log level", map[string]string{"GATEWAY_ENV": "development"}, []string{"--log-level", "loud"}, `log-level (GATEWAY_LOG_LEVEL) = "loud"`},
+		{"zero body limit", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_WEBHOOK_MAX_BODY_BYTES": "0"}, nil, "webhook-max-body-bytes"},
+		{"negative duration", map[string]string{"GATEWAY_ENV": "development"}, []string{"--ping-timeout", "-1s"}, "ping-timeout"},
+		{"bad duration in file", nil, []string{"--config", "testdata/bad-duration.yaml"}, "ping-interval"},
+		{"missing file", map[string]string{"GATEWAY_ENV": "development"}, []string{"--config", "testdata/nope.yaml"}, "testdata/nope.yaml"},
+		{"unknown flag", nil, []string{"--nope"}, "unknown flag"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			_, err := load(t, tc.args...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Fatalf("password leaked: %v", err)
+			}
+		})
+	}
+}
+
+func TestHelpListsEveryKey(t *testing.T) {
+	var out strings.Builder
+	_, err := Load(NewFlagSet("gateway", &out), []string{"--help"})
+	if !errors.Is(err, ErrHelp) {
+		t.Fatalf("err = %v", err)
+	}
+	for _, key := range Keys() {
+		if !strings.Contains(out.String(), "--"+key) || !strings.Contains(out.String(), "(env "+EnvName(key)+")") {
+			t.Errorf("--help misses %s / %s", key, EnvName(key))
+		}
+	}
+}
+
+func TestLogValueHidesSecrets(t *testing.T) {
+	c := Default()
+	c.ModalWebhookSecrets = []string{"very-secret"}
+	c.RedisURL = "redis://:pw@host"
+	if s := c.LogValue().String(); strings.Contains(s, "very-secret") || strings.Contains(s, "pw@") {
+		t.Fatalf("LogValue leaks: %s", s)
+	}
+}

@@ -1,0 +1,194 @@
+package rooms
+
+import (
+	"encoding/json"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// fakeMember records joins and leaves; it stands in for a socket.
+type fakeMember struct {
+	id    string
+	mu    sync.Mutex
+	rooms []string
+}
+
+func (m *fakeMember) ID() string { return m.id }
+func (m *fakeMember) Join(room string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !slices.Contains(m.rooms, room) {
+		m.rooms = append(m.rooms, room)
+	}
+}
+func (m *fakeMember) Leave(room string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.rooms = slices.DeleteFunc(m.rooms, func(r string) bool { return r == room })
+}
+
+// decode turns a JSON literal into what the Socket.IO parser hands over.
+func decode(t *testing.T, s string) []any {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatal(err)
+	}
+	return []any{v}
+}
+
+func TestProtocolHandle(t *testing.T) {
+	tests := []struct {
+		name      string
+		event     string
+		payload   string
+		wantEvent string
+		wantData  string
+		wantRooms []string
+	}{
+		{"subscribe_project string", EventSubscribeProject, `{"project_id":"p1"}`, ReplySubscribedProject, `{"project_id":"p1"}`, []string{"project_p1"}},
+		{"subscribe_project number echoed as number", EventSubscribeProject, `{"project_id":42}`, ReplySubscribedProject, `{"project_id":42}`, []string{"project_42"}},
+		{"subscribe_project missing", EventSubscribeProject, `{}`, ReplyError, `{"message":"Missing project_id"}`, nil},
+		{"subscribe_project null", EventSubscribeProject, `{"project_id":null}`, ReplyError, `{"message":"Missing project_id"}`, nil},
+		{"subscribe_project empty", EventSubscribeProject, `{"project_id":""}`, ReplyError, `{"message":"Missing project_id"}`, nil},
+		{"subscribe_project nested", EventSubscribeProject, `{"project_id":{"$gt":""}}`, ReplyError, `{"message":"Invalid project_id: must be a string or an integer, not an object"}`, nil},
+		{"subscribe_project list", EventSubscribeProject, `{"project_id":["a"]}`, ReplyError, `{"message":"Invalid project_id: must be a string or an integer, not a list"}`, nil},
+		{"subscribe_project control chars", EventSubscribeProject, `{"project_id":"a\nb"}`, ReplyError, `{"message":"Invalid project_id: contains control characters"}`, nil},
+		{"subscribe_project too long", EventSubscribeProject, `{"project_id":"` + strings.Repeat("x", 200) + `"}`, ReplyError, `{"message":"Invalid project_id: longer than 128 bytes"}`, nil},
+		{"subscribe_project string payload", EventSubscribeProject, `"p1"`, ReplyError, `{"message":"Invalid payload for subscribe_project: expected a JSON object"}`, nil},
+		{"subscribe_project null payload", EventSubscribeProject, `null`, ReplyError, `{"message":"Invalid payload for subscribe_project: expected a JSON object"}`, nil},
+		{"join_batch", EventJoinBatch, `{"batch_id":"b1"}`, ReplyJoinedBatch, `{"batch_id":"b1"}`, []string{"batch_b1"}},
+		{"join_batch missing", EventJoinBatch, `{"project_id":"p"}`, ReplyError, `{"message":"Missing batch_id"}`, nil},
+		{"join_batch fraction", EventJoinBatch, `{"batch_id":1.5}`, ReplyError, `{"message":"Invalid batch_id: a number id must be an integer"}`, nil},
+		{"subscribe_logs modal", EventSubscribeLogs, `{"job_id":"fc-01"}`, ReplySubscribed, `{"job_id":"fc-01","status":"started","type":"modal"}`, nil},
+		{"subscribe_logs local joins project", EventSubscribeLogs, `{"job_id":"local-7","project_id":"p9"}`, ReplySubscribed, `{"job_id":"local-7","status":"started","type":"local"}`, []string{"project_p9"}},
+		{"subscribe_logs missing", EventSubscribeLogs, `{"project_id":"p9"}`, ReplyError, `{"message":"Missing job_id"}`, nil},
+		{"subscribe_logs bad project", EventSubscribeLogs, `{"job_id":"j","project_id":true}`, ReplyError, `{"message":"Invalid project_id: must be a string or an integer, not a boolean"}`, nil},
+		{"unsubscribe_logs not subscribed", EventUnsubscribeLogs, `{"job_id":"j"}`, ReplyError, `{"message":"Not subscribed to this job"}`, nil},
+		{"unsubscribe_logs missing", EventUnsubscribeLogs, `{}`, ReplyError, `{"message":"Missing job_id"}`, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := NewProtocol(128, NewMemoryFollows())
+			m := &fakeMember{id: "s1"}
+			got := p.Handle(m, tc.event, decode(t, tc.payload))
+			if got.Event != tc.wantEvent {
+				t.Fatalf("event = %q, want %q (payload %v)", got.Event, tc.wantEvent, got.Payload)
+			}
+			gotJSON, _ := json.Marshal(got.Payload)
+			var gotV, wantV any
+			_ = json.Unmarshal(gotJSON, &gotV)
+			_ = json.Unmarshal([]byte(tc.wantData), &wantV)
+			if !reflect.DeepEqual(gotV, wantV) {
+				t.Fatalf("payload = %s, want %s", gotJSON, tc.wantData)
+			}
+			if !slices.Equal(m.rooms, tc.wantRooms) {
+				t.Fatalf("rooms = %v, want %v", m.rooms, tc.wantRooms)
+			}
+		})
+	}
+}
+
+func TestProtocolLeave(t *testing.T) {
+	p := NewProtocol(0, NewMemoryFollows())
+	m := &fakeMember{id: "s1"}
+	p.Handle(m, EventSubscribeProject, decode(t, `{"project_id":"p"}`))
+	p.Handle(m, EventJoinBatch, decode(t, `{"batch_id":7}`))
+	if got := p.Handle(m, EventUnsubscribeProject, decode(t, `{"project_id":"p"}`)); got.Event != ReplyUnsubscribedProject || got.Payload["project_id"] != "p" {
+		t.Fatalf("unsubscribe_project = %+v", got)
+	}
+	if got := p.Handle(m, EventLeaveBatch, decode(t, `{"batch_id":7}`)); got.Event != ReplyLeftBatch || got.Payload["batch_id"] != float64(7) {
+		t.Fatalf("leave_batch = %+v", got)
+	}
+	if len(m.rooms) != 0 {
+		t.Fatalf("rooms after leaving = %v", m.rooms)
+	}
+}
+
+func TestProtocolLogFollows(t *testing.T) {
+	f := NewMemoryFollows()
+	p := NewProtocol(0, f)
+	a, b := &fakeMember{id: "a"}, &fakeMember{id: "b"}
+	sub := func(m Member) string {
+		return p.Handle(m, EventSubscribeLogs, decode(t, `{"job_id":"j1"}`)).Payload["status"].(string)
+	}
+	unsub := func(m Member) string {
+		return p.Handle(m, EventUnsubscribeLogs, decode(t, `{"job_id":"j1"}`)).Event
+	}
+	steps := []struct {
+		name string
+		do   func() string
+		want string
+	}{
+		{"a starts", func() string { return sub(a) }, StatusStarted},
+		{"a again", func() string { return sub(a) }, StatusAlreadyActive},
+		{"b joins active", func() string { return sub(b) }, StatusAlreadyActive},
+		{"a leaves", func() string { return unsub(a) }, ReplyUnsubscribed},
+		{"a leaves twice", func() string { return unsub(a) }, ReplyError},
+		{"still active for b", func() string { return sub(a) }, StatusAlreadyActive},
+		{"a leaves again", func() string { return unsub(a) }, ReplyUnsubscribed},
+		{"b disconnects", func() string { p.Disconnected(b); return "" }, ""},
+		{"job idle: a starts anew", func() string { return sub(a) }, StatusStarted},
+	}
+	for _, s := range steps {
+		if got := s.do(); got != s.want {
+			t.Fatalf("%s: got %q, want %q", s.name, got, s.want)
+		}
+	}
+	if !f.Active("j1") {
+		t.Fatal("j1 should be active")
+	}
+	p.Disconnected(a)
+	if f.Active("j1") {
+		t.Fatal("j1 should be idle after its last follower left")
+	}
+}
+
+func TestHandles(t *testing.T) {
+	for _, e := range []string{EventSubscribeProject, EventUnsubscribeProject, EventJoinBatch, EventLeaveBatch, EventSubscribeLogs, EventUnsubscribeLogs} {
+		if !Handles(e) {
+			t.Errorf("Handles(%q) = false", e)
+		}
+	}
+	for _, e := range []string{"", "connect", "subscribe", "SUBSCRIBE_PROJECT"} {
+		if Handles(e) {
+			t.Errorf("Handles(%q) = true", e)
+		}
+	}
+}
+
+// FuzzHandle feeds arbitrary JSON payloads to every client event: it must
+// never panic, always answer, and answer either the event's own reply or an
+// error with a message.
+func FuzzHandle(f *testing.F) {
+	for _, s := range []string{`{"project_id":"p"}`, `{"batch_id":1}`, `{"job_id":"local-1","project_id":2}`, `null`, `"x"`, `[1,2]`, `{"project_id":{"a":[1]}}`, `{"job_id":1e400}`} {
+		f.Add(uint8(0), s)
+	}
+	events := []string{EventSubscribeProject, EventUnsubscribeProject, EventJoinBatch, EventLeaveBatch, EventSubscribeLogs, EventUnsubscribeLogs}
+	f.Fuzz(func(t *testing.T, which uint8, payload string) {
+		var v any
+		if json.Unmarshal([]byte(payload), &v) != nil {
+			return // the Socket.IO parser rejects invalid JSON before us
+		}
+		p := NewProtocol(64, NewMemoryFollows())
+		m := &fakeMember{id: "s"}
+		reply := p.Handle(m, events[int(which)%len(events)], []any{v})
+		if reply.Event == "" {
+			t.Fatal("no reply")
+		}
+		if reply.Event == ReplyError {
+			if msg, _ := reply.Payload["message"].(string); msg == "" {
+				t.Fatalf("error reply without message: %v", reply.Payload)
+			}
+			return
+		}
+		for _, r := range m.rooms {
+			if strings.ContainsFunc(r, func(c rune) bool { return c < 0x20 || c == 0x7f }) || len(r) > len(BatchPrefix)+64+len(ProjectPrefix) {
+				t.Fatalf("bad room name %q", r)
+			}
+		}
+	})
+}

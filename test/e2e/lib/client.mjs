@@ -1,0 +1,44 @@
+// socket.io-client used exactly as the React app uses it.
+import { io } from 'socket.io-client';
+
+/** Connects like the React app: websocket first, polling fallback. */
+export function connect(url, opts = {}) {
+  return io(url, { transports: ['websocket', 'polling'], reconnection: true, forceNew: true, ...opts });
+}
+
+/** Resolves once the socket is connected. */
+export function connected(socket, timeoutMs = 5000) {
+  if (socket.connected) return Promise.resolve(socket);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('connect timeout')), timeoutMs);
+    socket.once('connect', () => { clearTimeout(timer); resolve(socket); });
+  });
+}
+
+/** Resolves with the next `event` payload (rejects after timeoutMs). */
+export function next(socket, event, timeoutMs = 5000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { socket.off(event, on); reject(new Error(`no ${event} within ${timeoutMs} ms`)); }, timeoutMs);
+    const on = (data) => { clearTimeout(timer); resolve(data); };
+    socket.once(event, on);
+  });
+}
+
+/** Emits event and resolves with the server's reply event payload. */
+export async function request(socket, event, payload, replyEvent) {
+  const reply = next(socket, replyEvent);
+  socket.emit(event, payload);
+  return reply;
+}
+
+/** Records every event a socket receives. */
+export function recorder(socket) {
+  const events = [];
+  socket.onAny((event, ...args) => events.push({ event, args }));
+  return events;
+}
+
+/** Emits with an acknowledgement and resolves with the ack's arguments. */
+export function emitWithAck(socket, event, payload, timeoutMs = 5000) {
+  return socket.timeout(timeoutMs).emitWithAck(event, payload);
+}
