@@ -14,7 +14,9 @@ FUZZTIME ?= 10s
 FUZZ_TARGETS := \
 	./signature:FuzzVerify \
 	./rooms:FuzzHandle \
-	./webhook:FuzzServe
+	./webhook:FuzzServe \
+	./flaskqueue:FuzzDecodePickle \
+	./flaskqueue:FuzzDecode
 
 .PHONY: help
 help: ## list the targets

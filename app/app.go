@@ -1,13 +1,17 @@
 // Package app wires the gateway's parts into one process: the Echo HTTP
 // server (API, probes and Socket.IO on one port), the bus, the Socket.IO
-// server and the producers. It owns start-up and the shutdown order:
+// server and the producers, according to the node's role. It owns start-up
+// and the shutdown order:
 //
-//  1. readiness fails (the load balancer stops sending new clients);
-//  2. the HTTP server stops accepting and in-flight requests finish, while
-//     every Socket.IO client is closed at the transport level (clients
-//     reconnect elsewhere by themselves);
-//  3. the bus consumer stops, then the bus closes;
-//  4. everything is bounded by the shutdown timeout.
+//  1. readiness fails at once (the load balancer stops sending new
+//     clients) and new Socket.IO handshakes are refused;
+//  2. connected clients are closed at the transport level in jittered
+//     batches across the drain window (they reconnect elsewhere by
+//     themselves, a few at a time); webhooks keep being accepted meanwhile;
+//  3. the HTTP server stops accepting and in-flight requests finish; any
+//     client left is closed;
+//  4. the bus consumer stops, then the bus closes;
+//  5. everything is bounded by the shutdown timeout.
 package app
 
 import (
@@ -50,18 +54,40 @@ type App struct {
 // New builds the process from cfg. Nothing listens until Run.
 func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	a := &App{cfg: cfg, log: log, health: &health.Checker{}, consumerErr: make(chan error, 1)}
-	a.bus = bus.NewMemory(0)
+	if cfg.RedisURL != "" {
+		rb, err := bus.NewRedis(bus.RedisOptions{
+			URL:            cfg.RedisURL,
+			Stream:         cfg.RedisStream,
+			MaxLen:         cfg.RedisStreamMaxLen,
+			MaxAge:         cfg.RedisStreamMaxAge,
+			DedupeWindow:   cfg.DedupeWindow,
+			CanaryInterval: cfg.CanaryInterval,
+			CanaryTimeout:  cfg.CanaryTimeout,
+			Logger:         log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("app: redis bus: %w", err)
+		}
+		a.bus = rb
+	} else {
+		a.bus = bus.NewMemory(bus.MemoryOptions{DedupeWindow: cfg.DedupeWindow})
+	}
+	if hc, ok := a.bus.(bus.HealthChecker); ok {
+		a.health.Add("bus", hc.Health)
+	}
 
-	protocol := rooms.NewProtocol(cfg.MaxIDLength, rooms.NewMemoryFollows())
-	a.gw = gateway.New(gateway.Options{
-		AllowedOrigins:  cfg.AllowedOrigins(),
-		MaxMessageBytes: cfg.SocketMaxMessageBytes,
-		PingInterval:    cfg.PingInterval,
-		PingTimeout:     cfg.PingTimeout,
-		ConnectTimeout:  cfg.ConnectTimeout,
-		Protocol:        protocol,
-		Logger:          log.With(slog.String("component", "gateway")),
-	})
+	if cfg.ServesSockets() {
+		protocol := rooms.NewProtocol(cfg.MaxIDLength, rooms.NewMemoryFollows())
+		a.gw = gateway.New(gateway.Options{
+			AllowedOrigins:  cfg.AllowedOrigins(),
+			MaxMessageBytes: cfg.SocketMaxMessageBytes,
+			PingInterval:    cfg.PingInterval,
+			PingTimeout:     cfg.PingTimeout,
+			ConnectTimeout:  cfg.ConnectTimeout,
+			Protocol:        protocol,
+			Logger:          log.With(slog.String("component", "gateway")),
+		})
+	}
 
 	e := echo.New()
 	e.HideBanner = true
@@ -82,15 +108,18 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		}))
 	}
 	a.health.Register(e)
-	e.Any(gateway.Path+"*", echo.WrapHandler(a.gw.Handler()))
-
-	webhook.New(webhook.Config{
-		Verifier:     signature.NewVerifier(cfg.ModalWebhookSecrets),
-		MaxBodyBytes: cfg.WebhookMaxBodyBytes,
-		MaxIDLength:  cfg.MaxIDLength,
-		Publisher:    a.bus,
-		Logger:       log.With(slog.String("component", "webhook")),
-	}).Register(e)
+	if a.gw != nil {
+		e.Any(gateway.Path+"*", echo.WrapHandler(a.gw.Handler()))
+	}
+	if cfg.ServesProducers() {
+		webhook.New(webhook.Config{
+			Verifier:     signature.NewVerifier(cfg.ModalWebhookSecrets),
+			MaxBodyBytes: cfg.WebhookMaxBodyBytes,
+			MaxIDLength:  cfg.MaxIDLength,
+			Publisher:    a.bus,
+			Logger:       log.With(slog.String("component", "webhook")),
+		}).Register(e)
+	}
 	a.echo = e
 
 	a.health.Add("bus_consumer", func(context.Context) error {
@@ -122,13 +151,15 @@ func (a *App) Run(ctx context.Context) error {
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	consumeCtx, stopConsumer := context.WithCancel(context.Background())
 	defer stopConsumer()
-	a.consume.Go(func() {
-		err := a.bus.Consume(consumeCtx, a.gw.Deliver)
-		if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, bus.ErrClosed) {
-			a.log.Error("bus consumer stopped; this node delivers nothing", slog.String("error", err.Error()))
-			a.consumerErr <- err
-		}
-	})
+	if a.gw != nil {
+		a.consume.Go(func() {
+			err := a.bus.Consume(consumeCtx, a.gw.Deliver)
+			if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, bus.ErrClosed) {
+				a.log.Error("bus consumer stopped; this node delivers nothing", slog.String("error", err.Error()))
+				a.consumerErr <- err
+			}
+		})
+	}
 
 	serveErr := make(chan error, 1)
 	a.echo.Listener = ln
@@ -151,15 +182,20 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 
 // shutdown runs the shutdown order of the package doc.
 func (a *App) shutdown(stopConsumer context.CancelFunc) error {
-	a.log.Info("shutting down", slog.Duration("timeout", a.cfg.ShutdownTimeout))
+	a.log.Info("shutting down", slog.Duration("drain_window", a.cfg.DrainWindow), slog.Duration("timeout", a.cfg.ShutdownTimeout))
 	a.health.Drain()
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()
 
+	if a.gw != nil {
+		a.gw.Drain(ctx, a.cfg.DrainWindow)
+	}
 	var wg sync.WaitGroup
 	var httpErr, gwErr error
 	wg.Go(func() { httpErr = a.echo.Shutdown(ctx) })
-	wg.Go(func() { gwErr = a.gw.Close(ctx) })
+	if a.gw != nil {
+		wg.Go(func() { gwErr = a.gw.Close(ctx) })
+	}
 	wg.Wait()
 
 	stopConsumer()

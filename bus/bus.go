@@ -13,7 +13,24 @@ var (
 	// ErrInvalidEvent is returned by Publish for an event without a name,
 	// rooms or a valid JSON payload.
 	ErrInvalidEvent = errors.New("bus: invalid event")
+	// ErrDuplicate is returned by Publish for an event whose DedupeKey was
+	// already published within the dedupe window: it was not published
+	// again, and the producer should answer as for a success.
+	ErrDuplicate = errors.New("bus: duplicate event")
 )
+
+// UnavailableError wraps an error of a bus that cannot accept events right
+// now (its backend is unreachable). The event was not stored; the producer
+// should ask its caller to retry (HTTP 503 with Retry-After).
+type UnavailableError struct{ Err error }
+
+func (e *UnavailableError) Error() string { return "bus: unavailable: " + e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// Unavailable marks the error as retryable.
+func (e *UnavailableError) Unavailable() bool { return true }
 
 // Event is the unit that flows from producers to sockets.
 type Event struct {
@@ -29,6 +46,11 @@ type Event struct {
 	Broadcast bool `json:"broadcast,omitempty"`
 	// Payload is the event's single argument, encoded once.
 	Payload json.RawMessage `json:"payload"`
+	// DedupeKey, when set, makes Publish idempotent: a second event with the
+	// same key within the bus's dedupe window is not published and Publish
+	// returns ErrDuplicate. The check and the store are one atomic step, so
+	// a failed publish never marks its key as seen.
+	DedupeKey string `json:"-"`
 }
 
 // Validate reports whether e can be published.
@@ -53,6 +75,14 @@ type Publisher interface {
 
 // Handler receives consumed events, one at a time, in order.
 type Handler func(Event)
+
+// HealthChecker is implemented by buses that can tell whether they work
+// end to end; readiness calls it.
+type HealthChecker interface {
+	// Health returns nil when the bus accepts events and, on a consuming
+	// node, delivers them; otherwise an error saying why not.
+	Health(ctx context.Context) error
+}
 
 // Bus is a Publisher whose events can be consumed.
 type Bus interface {

@@ -14,4 +14,32 @@
 // delivery is in order and exactly once while the process lives, and nothing
 // survives a restart. Publish blocks while the consumer's bounded queue is
 // full (back-pressure instead of an unbounded queue or a silent drop).
+//
+// The Redis bus (NewRedis) is for several nodes. Events are appended to one
+// Redis Stream (XADD, trimmed by length and age) and every node reads the
+// whole stream with plain XREAD BLOCK from its own last-seen id, no consumer
+// group: every node needs every event. Guarantees:
+//
+//   - Publish returns nil only once Redis has stored the event; otherwise it
+//     returns an *UnavailableError (nothing stored) and the producer answers
+//     503 so that the sender retries.
+//   - Each consuming node delivers every event stored after the node started,
+//     exactly once, in stream order (so in order per room), across
+//     connection losses and Redis restarts with persistence: after a
+//     reconnect it resumes from its last id.
+//   - Limits: a node away longer than the stream retains (max length / max
+//     age) misses what was trimmed meanwhile, and says so in its log; a Redis
+//     restarted without persistence (no AOF/RDB) loses the stream, so events
+//     not yet read are lost.
+//   - Dedupe keys live in Redis (SET NX with the window as TTL) and are set
+//     in the same Lua script as the XADD, so a duplicate is refused on every
+//     node and a failed publish never counts as seen.
+//   - Readiness (Health): Redis answers PING, the consumer is not in an error
+//     state, and a canary the node writes to the stream every canary
+//     interval is read back by its own consumer within the canary timeout.
+//     Canaries are internal: they never reach a client.
+//
+// Memory use is bounded: the consumer reads at most a batch of entries at a
+// time and delivers it before reading more; a slow node falls behind in
+// Redis (bounded by the stream's trimming), never in an unbounded queue.
 package bus

@@ -6,11 +6,27 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
-// DefaultMemoryQueue is the default number of events the in-process bus holds
-// for its consumer before Publish blocks.
-const DefaultMemoryQueue = 4096
+// Defaults of the in-process bus.
+const (
+	DefaultMemoryQueue  = 4096
+	DefaultDedupeWindow = 24 * time.Hour
+	// maxMemoryDedupeKeys bounds the in-process dedupe set; past it the
+	// oldest keys are forgotten first.
+	maxMemoryDedupeKeys = 1 << 20
+)
+
+// MemoryOptions configures the in-process bus.
+type MemoryOptions struct {
+	// Queue is how many events wait for the consumer before Publish blocks.
+	// Zero means DefaultMemoryQueue.
+	Queue int
+	// DedupeWindow is how long a DedupeKey is remembered. Zero means
+	// DefaultDedupeWindow.
+	DedupeWindow time.Duration
+}
 
 // Memory is the in-process bus: one node, no persistence.
 type Memory struct {
@@ -18,17 +34,33 @@ type Memory struct {
 	seq    atomic.Uint64
 	done   chan struct{}
 	closed sync.Once
+	window time.Duration
+
+	mu     sync.Mutex // guards seen and order
+	seen   map[string]time.Time
+	order  []string // dedupe keys in insertion order, for expiry
+	orderI int
 }
 
-var _ Bus = (*Memory)(nil)
+var (
+	_ Bus           = (*Memory)(nil)
+	_ HealthChecker = (*Memory)(nil)
+)
 
-// NewMemory returns an in-process bus whose consumer queue holds size events;
-// size <= 0 means DefaultMemoryQueue.
-func NewMemory(size int) *Memory {
-	if size <= 0 {
-		size = DefaultMemoryQueue
+// NewMemory returns an in-process bus.
+func NewMemory(opts MemoryOptions) *Memory {
+	if opts.Queue <= 0 {
+		opts.Queue = DefaultMemoryQueue
 	}
-	return &Memory{queue: make(chan Event, size), done: make(chan struct{})}
+	if opts.DedupeWindow <= 0 {
+		opts.DedupeWindow = DefaultDedupeWindow
+	}
+	return &Memory{
+		queue:  make(chan Event, opts.Queue),
+		done:   make(chan struct{}),
+		window: opts.DedupeWindow,
+		seen:   make(map[string]time.Time),
+	}
 }
 
 // Publish queues e for the consumer. It blocks while the queue is full, until
@@ -42,14 +74,63 @@ func (m *Memory) Publish(ctx context.Context, e Event) error {
 		return ErrClosed
 	default:
 	}
+	if e.DedupeKey != "" && !m.claim(e.DedupeKey) {
+		return ErrDuplicate
+	}
 	e.ID = strconv.FormatUint(m.seq.Add(1), 10)
 	select {
 	case m.queue <- e:
 		return nil
 	case <-m.done:
+		m.release(e.DedupeKey)
 		return ErrClosed
 	case <-ctx.Done():
+		m.release(e.DedupeKey)
 		return fmt.Errorf("bus: publish %s: %w", e.Name, ctx.Err())
+	}
+}
+
+// claim records key as seen; false when it was seen within the window.
+func (m *Memory) claim(key string) bool {
+	now := time.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.expire(now)
+	if at, ok := m.seen[key]; ok && now.Sub(at) < m.window {
+		return false
+	}
+	m.seen[key] = now
+	m.order = append(m.order, key)
+	return true
+}
+
+// release forgets key after a publish that did not happen.
+func (m *Memory) release(key string) {
+	if key == "" {
+		return
+	}
+	m.mu.Lock()
+	delete(m.seen, key)
+	m.mu.Unlock()
+}
+
+// expire drops keys older than the window (and the oldest past the cap);
+// m.mu must be held.
+func (m *Memory) expire(now time.Time) {
+	for m.orderI < len(m.order) {
+		key := m.order[m.orderI]
+		at, ok := m.seen[key]
+		if ok && now.Sub(at) < m.window && len(m.seen) <= maxMemoryDedupeKeys {
+			break
+		}
+		if ok && now.Sub(at) >= m.window || len(m.seen) > maxMemoryDedupeKeys {
+			delete(m.seen, key)
+		}
+		m.orderI++
+	}
+	if m.orderI > 1024 && m.orderI*2 > len(m.order) {
+		m.order = append([]string(nil), m.order[m.orderI:]...)
+		m.orderI = 0
 	}
 }
 
@@ -64,6 +145,16 @@ func (m *Memory) Consume(ctx context.Context, h Handler) error {
 		case <-m.done:
 			return ErrClosed
 		}
+	}
+}
+
+// Health implements HealthChecker: the in-process bus works while open.
+func (m *Memory) Health(context.Context) error {
+	select {
+	case <-m.done:
+		return ErrClosed
+	default:
+		return nil
 	}
 }
 

@@ -11,7 +11,7 @@ import (
 )
 
 func TestMemoryOrderAndIDs(t *testing.T) {
-	m := NewMemory(8)
+	m := NewMemory(MemoryOptions{Queue: 8})
 	t.Cleanup(func() { _ = m.Close() })
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -39,7 +39,7 @@ func TestMemoryOrderAndIDs(t *testing.T) {
 }
 
 func TestMemoryBackpressure(t *testing.T) {
-	m := NewMemory(1)
+	m := NewMemory(MemoryOptions{Queue: 1})
 	t.Cleanup(func() { _ = m.Close() })
 	ev := Event{Name: "x", Rooms: []string{"r"}, Payload: json.RawMessage(`{}`)}
 	if err := m.Publish(context.Background(), ev); err != nil {
@@ -75,5 +75,47 @@ func TestEventValidate(t *testing.T) {
 				t.Fatalf("Validate() = %v", err)
 			}
 		})
+	}
+}
+
+func TestMemoryDedupe(t *testing.T) {
+	m := NewMemory(MemoryOptions{Queue: 16, DedupeWindow: 50 * time.Millisecond})
+	t.Cleanup(func() { _ = m.Close() })
+	ev := Event{Name: "job_completed", Rooms: []string{"project_1"}, Payload: json.RawMessage(`{}`), DedupeKey: "modal:j1:completed"}
+	if err := m.Publish(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Publish(context.Background(), ev); !errors.Is(err, ErrDuplicate) {
+		t.Fatalf("second publish = %v, want ErrDuplicate", err)
+	}
+	other := ev
+	other.DedupeKey = "modal:j1:failed"
+	if err := m.Publish(context.Background(), other); err != nil {
+		t.Fatalf("other key = %v", err)
+	}
+	time.Sleep(60 * time.Millisecond)
+	if err := m.Publish(context.Background(), ev); err != nil {
+		t.Fatalf("after the window = %v", err)
+	}
+	if got := len(m.queue); got != 3 {
+		t.Fatalf("queued %d events, want 3", got)
+	}
+}
+
+func TestMemoryFailedPublishDoesNotClaimKey(t *testing.T) {
+	m := NewMemory(MemoryOptions{Queue: 1})
+	t.Cleanup(func() { _ = m.Close() })
+	fill := Event{Name: "x", Rooms: []string{"r"}, Payload: json.RawMessage(`1`)}
+	_ = m.Publish(context.Background(), fill)
+	ev := fill
+	ev.DedupeKey = "k"
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if err := m.Publish(ctx, ev); err == nil || errors.Is(err, ErrDuplicate) {
+		t.Fatalf("publish into a full queue = %v", err)
+	}
+	<-m.queue
+	if err := m.Publish(context.Background(), ev); err != nil {
+		t.Fatalf("retry after a failed publish = %v, want success", err)
 	}
 }

@@ -5,6 +5,13 @@ import (
 	"time"
 )
 
+// Roles accepted by Config.Role.
+const (
+	RoleAll     = "all"
+	RoleWebhook = "webhook"
+	RoleSocket  = "socket"
+)
+
 // Environment names accepted by Config.Env.
 const (
 	EnvDevelopment = "development"
@@ -50,6 +57,78 @@ type Config struct {
 	// node on the in-process bus.
 	RedisURL string `mapstructure:"redis-url"`
 
+	// Role is `role` / GATEWAY_ROLE: "all" (default) serves webhooks, the
+	// producer APIs and Socket.IO; "webhook" only receives and publishes (no
+	// /socket.io/); "socket" only serves Socket.IO (no webhook or producer
+	// routes). Roles other than all need redis-url.
+	Role string `mapstructure:"role"`
+
+	// RedisStream is `redis-stream` / GATEWAY_REDIS_STREAM, the stream key
+	// of the Redis bus. Default "gateway:events".
+	RedisStream string `mapstructure:"redis-stream"`
+
+	// RedisStreamMaxLen is `redis-stream-max-len` /
+	// GATEWAY_REDIS_STREAM_MAX_LEN: the stream is trimmed to about this many
+	// entries. Default 100000.
+	RedisStreamMaxLen int64 `mapstructure:"redis-stream-max-len"`
+
+	// RedisStreamMaxAge is `redis-stream-max-age` /
+	// GATEWAY_REDIS_STREAM_MAX_AGE: entries older than this are trimmed.
+	// Default 24h. A node away longer than the retention misses events.
+	RedisStreamMaxAge time.Duration `mapstructure:"redis-stream-max-age"`
+
+	// DedupeWindow is `dedupe-window` / GATEWAY_DEDUPE_WINDOW: a webhook
+	// with the same (job_id, status) within this window reaches clients once.
+	// Default 24h. Shared through Redis when configured.
+	DedupeWindow time.Duration `mapstructure:"dedupe-window"`
+
+	// CanaryInterval is `canary-interval` / GATEWAY_CANARY_INTERVAL: how
+	// often a node proves its Redis consumer end to end. Default 2s.
+	CanaryInterval time.Duration `mapstructure:"canary-interval"`
+
+	// CanaryTimeout is `canary-timeout` / GATEWAY_CANARY_TIMEOUT: a canary
+	// not read back within this makes the node not ready. Default 10s.
+	CanaryTimeout time.Duration `mapstructure:"canary-timeout"`
+
+	// JobsSecrets is `jobs-secret` / GATEWAY_JOBS_SECRET, comma-separated
+	// HMAC secrets of POST /api/jobs (the job registry). Empty disables the
+	// route in production; development accepts unsigned requests.
+	JobsSecrets []string `mapstructure:"jobs-secret"`
+
+	// EventsSecrets is `events-secret` / GATEWAY_EVENTS_SECRET,
+	// comma-separated HMAC secrets of POST /api/events (the publish API).
+	// Empty disables the route in production; development accepts unsigned
+	// requests.
+	EventsSecrets []string `mapstructure:"events-secret"`
+
+	// JobTTL is `job-ttl` / GATEWAY_JOB_TTL, how long a registered job is
+	// remembered. Default 168h (7 days).
+	JobTTL time.Duration `mapstructure:"job-ttl"`
+
+	// ExtraEvents is `extra-events` / GATEWAY_EXTRA_EVENTS, comma-separated
+	// event names the publish API accepts besides the five of the protocol.
+	ExtraEvents []string `mapstructure:"extra-events"`
+
+	// FlaskQueue is `flask-queue` / GATEWAY_FLASK_QUEUE: consume the
+	// Flask-SocketIO message queue when Redis is configured. Default true.
+	FlaskQueue bool `mapstructure:"flask-queue"`
+
+	// FlaskChannel is `flask-channel` / GATEWAY_FLASK_CHANNEL, the Redis
+	// pub/sub channel of the Flask-SocketIO message queue. Default
+	// "flask-socketio" (Flask-SocketIO's default).
+	FlaskChannel string `mapstructure:"flask-channel"`
+
+	// LogsChannel is `logs-channel` / GATEWAY_LOGS_CHANNEL, the Redis pub/sub
+	// channel on which subscribe_logs / unsubscribe_logs are announced to
+	// the log tailer. Default "gateway:logs-control".
+	LogsChannel string `mapstructure:"logs-channel"`
+
+	// DrainWindow is `drain-window` / GATEWAY_DRAIN_WINDOW: on SIGTERM,
+	// clients are closed in jittered batches spread over this window so they
+	// do not all reconnect at once. Default 20s; must be shorter than
+	// shutdown-timeout.
+	DrainWindow time.Duration `mapstructure:"drain-window"`
+
 	// LogLevel is `log-level` / GATEWAY_LOG_LEVEL: debug, info, warn, error.
 	// Default info.
 	LogLevel string `mapstructure:"log-level"`
@@ -88,7 +167,8 @@ type Config struct {
 	ConnectTimeout time.Duration `mapstructure:"connect-timeout"`
 
 	// ShutdownTimeout is `shutdown-timeout` / GATEWAY_SHUTDOWN_TIMEOUT, the
-	// hard deadline for a graceful stop after SIGTERM. Default 10s.
+	// hard deadline for a graceful stop after SIGTERM, drain included.
+	// Default 30s.
 	ShutdownTimeout time.Duration `mapstructure:"shutdown-timeout"`
 }
 
@@ -98,6 +178,18 @@ func Default() Config {
 		Env:                   EnvProduction,
 		Host:                  "",
 		Port:                  5000,
+		Role:                  RoleAll,
+		RedisStream:           "gateway:events",
+		RedisStreamMaxLen:     100_000,
+		RedisStreamMaxAge:     24 * time.Hour,
+		DedupeWindow:          24 * time.Hour,
+		CanaryInterval:        2 * time.Second,
+		CanaryTimeout:         10 * time.Second,
+		JobTTL:                7 * 24 * time.Hour,
+		FlaskQueue:            true,
+		FlaskChannel:          "flask-socketio",
+		LogsChannel:           "gateway:logs-control",
+		DrainWindow:           20 * time.Second,
 		LogLevel:              "info",
 		LogFormat:             "auto",
 		WebhookMaxBodyBytes:   1 << 20,
@@ -106,7 +198,7 @@ func Default() Config {
 		PingInterval:          25 * time.Second,
 		PingTimeout:           20 * time.Second,
 		ConnectTimeout:        45 * time.Second,
-		ShutdownTimeout:       10 * time.Second,
+		ShutdownTimeout:       30 * time.Second,
 	}
 }
 
@@ -116,6 +208,14 @@ func (c Config) Development() bool { return c.Env == EnvDevelopment }
 // VerifyWebhooks reports whether Modal webhook signatures are checked.
 // Only development without a secret skips the check.
 func (c Config) VerifyWebhooks() bool { return len(c.ModalWebhookSecrets) > 0 }
+
+// ServesSockets reports whether this node serves Socket.IO (and so
+// consumes the bus).
+func (c Config) ServesSockets() bool { return c.Role != RoleWebhook }
+
+// ServesProducers reports whether this node serves the webhook and the
+// producer APIs.
+func (c Config) ServesProducers() bool { return c.Role != RoleSocket }
 
 // AllowedOrigins returns the CORS origins in effect: the configured ones, or
 // DevOrigins in development when none are configured.
@@ -142,7 +242,11 @@ func (c Config) LogValue() slog.Value {
 		slog.String("addr", c.Addr()),
 		slog.Int("webhook_secrets", len(c.ModalWebhookSecrets)),
 		slog.Any("cors_origins", c.AllowedOrigins()),
+		slog.String("role", c.Role),
 		slog.Bool("redis", c.RedisURL != ""),
+		slog.Int("jobs_secrets", len(c.JobsSecrets)),
+		slog.Int("events_secrets", len(c.EventsSecrets)),
+		slog.Duration("drain_window", c.DrainWindow),
 		slog.String("log_level", c.LogLevel),
 		slog.Int64("webhook_max_body_bytes", c.WebhookMaxBodyBytes),
 		slog.Int64("socket_max_message_bytes", c.SocketMaxMessageBytes),

@@ -20,7 +20,7 @@ func TestLoadDefaultsDevelopment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Port != 5000 || c.WebhookMaxBodyBytes != 1<<20 || c.PingInterval != 25*time.Second || c.ShutdownTimeout != 10*time.Second {
+	if c.Port != 5000 || c.WebhookMaxBodyBytes != 1<<20 || c.PingInterval != 25*time.Second || c.ShutdownTimeout != 30*time.Second || c.DrainWindow != 20*time.Second || c.Role != RoleAll || !c.FlaskQueue {
 		t.Fatalf("defaults wrong: %+v", c)
 	}
 	if c.VerifyWebhooks() {
@@ -98,6 +98,11 @@ func TestLoadInvalid(t *testing.T) {
 		{"bad duration in file", nil, []string{"--config", "testdata/bad-duration.yaml"}, "ping-interval"},
 		{"missing file", map[string]string{"GATEWAY_ENV": "development"}, []string{"--config", "testdata/nope.yaml"}, "testdata/nope.yaml"},
 		{"unknown flag", nil, []string{"--nope"}, "unknown flag"},
+		{"bad role", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_ROLE": "both"}, nil, `role (GATEWAY_ROLE) = "both"`},
+		{"socket role without redis", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_ROLE": "socket"}, nil, "needs redis-url (REDIS_URL)"},
+		{"drain not shorter than shutdown", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_DRAIN_WINDOW": "30s"}, nil, "drain-window (GATEWAY_DRAIN_WINDOW)"},
+		{"canary timeout too short", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_CANARY_TIMEOUT": "1s"}, nil, "canary-timeout"},
+		{"extra event with space", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_EXTRA_EVENTS": "ok,bad name"}, nil, `extra-events (GATEWAY_EXTRA_EVENTS) = "bad name"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

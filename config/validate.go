@@ -31,6 +31,15 @@ func (c Config) Validate() error {
 	if c.Env == EnvProduction && len(c.ModalWebhookSecrets) == 0 {
 		return fmt.Errorf("%w: modal-webhook-secret (MODAL_WEBHOOK_SECRET) is required in production; set it, or set GATEWAY_ENV=development to skip webhook verification", ErrInvalid)
 	}
+	switch c.Role {
+	case RoleAll:
+	case RoleWebhook, RoleSocket:
+		if c.RedisURL == "" {
+			return invalid("role", c.Role, "a webhook-only or socket-only node needs redis-url (REDIS_URL) to reach the other nodes")
+		}
+	default:
+		return invalid("role", c.Role, "must be all, webhook or socket")
+	}
 	for _, origin := range c.CORSOrigins {
 		if err := checkOrigin(origin); err != nil {
 			return invalid("cors-origins", origin, err.Error())
@@ -61,14 +70,39 @@ func (c Config) Validate() error {
 	if c.MaxIDLength < 1 || c.MaxIDLength > 1024 {
 		return invalid("max-id-length", c.MaxIDLength, "must be between 1 and 1024")
 	}
-	for key, d := range map[string]time.Duration{
-		"ping-interval":    c.PingInterval,
-		"ping-timeout":     c.PingTimeout,
-		"connect-timeout":  c.ConnectTimeout,
-		"shutdown-timeout": c.ShutdownTimeout,
+	for _, d := range []struct {
+		key   string
+		value time.Duration
+	}{
+		{"ping-interval", c.PingInterval},
+		{"ping-timeout", c.PingTimeout},
+		{"connect-timeout", c.ConnectTimeout},
+		{"shutdown-timeout", c.ShutdownTimeout},
+		{"redis-stream-max-age", c.RedisStreamMaxAge},
+		{"dedupe-window", c.DedupeWindow},
+		{"canary-interval", c.CanaryInterval},
+		{"canary-timeout", c.CanaryTimeout},
+		{"job-ttl", c.JobTTL},
 	} {
-		if d <= 0 {
-			return invalid(key, d, "must be a positive duration such as 10s")
+		if d.value <= 0 {
+			return invalid(d.key, d.value, "must be a positive duration such as 10s")
+		}
+	}
+	if c.DrainWindow < 0 || c.DrainWindow >= c.ShutdownTimeout {
+		return invalid("drain-window", c.DrainWindow, "must be at least 0 and shorter than shutdown-timeout ("+c.ShutdownTimeout.String()+")")
+	}
+	if c.CanaryTimeout <= c.CanaryInterval {
+		return invalid("canary-timeout", c.CanaryTimeout, "must be longer than canary-interval ("+c.CanaryInterval.String()+")")
+	}
+	if c.RedisStreamMaxLen < 1000 {
+		return invalid("redis-stream-max-len", c.RedisStreamMaxLen, "must be at least 1000")
+	}
+	if c.RedisStream == "" || c.FlaskChannel == "" || c.LogsChannel == "" {
+		return fmt.Errorf("%w: redis-stream, flask-channel and logs-channel must not be empty", ErrInvalid)
+	}
+	for _, name := range c.ExtraEvents {
+		if strings.ContainsFunc(name, func(r rune) bool { return r < 0x21 || r == 0x7f }) || len(name) > 64 {
+			return invalid("extra-events", name, "event names are 1-64 printable characters without spaces")
 		}
 	}
 	return nil

@@ -24,9 +24,14 @@ import (
 // Path is where Socket.IO is served, as socket.io-client expects it.
 const Path = "/socket.io/"
 
-// ErrOriginNotAllowed rejects a handshake from an origin outside the CORS
-// list.
-var ErrOriginNotAllowed = errors.New("gateway: origin not allowed")
+// Sentinel errors of the handshake.
+var (
+	// ErrOriginNotAllowed rejects a handshake from an origin outside the
+	// CORS list.
+	ErrOriginNotAllowed = errors.New("gateway: origin not allowed")
+	// ErrDraining rejects new handshakes while the node drains.
+	ErrDraining = errors.New("gateway: draining, connect to another node")
+)
 
 // Options configures a Server.
 type Options struct {
@@ -53,12 +58,13 @@ type Options struct {
 
 // Server is the Socket.IO side of the gateway.
 type Server struct {
-	opts    Options
-	log     *slog.Logger
-	io      *socket.Server
-	eio     engine.Server
-	gate    *handshakeGate
-	clients atomic.Int64
+	opts     Options
+	log      *slog.Logger
+	io       *socket.Server
+	eio      engine.Server
+	gate     *handshakeGate
+	clients  atomic.Int64
+	draining atomic.Bool
 
 	closeOnce sync.Once
 }
@@ -216,6 +222,9 @@ func (s *Server) cors() *types.Cors {
 // gateway's own (as Flask-SocketIO does); clients without an Origin header
 // (servers, workers, tests) pass.
 func (s *Server) allowRequest(ctx *types.HttpContext) error {
+	if s.draining.Load() {
+		return ErrDraining
+	}
 	origin := ctx.Headers().Peek("Origin")
 	if origin == "" || originAllowed(origin, ctx.Request().Host, s.opts.AllowedOrigins) {
 		return nil

@@ -128,7 +128,13 @@ func (h *Handler) Serve(c echo.Context) error {
 		log.ErrorContext(ctx, "webhook event encoding failed", slog.String("error", err.Error()))
 		return echo.NewHTTPError(http.StatusInternalServerError, "Event encoding failed").SetInternal(err)
 	}
-	if err := h.cfg.Publisher.Publish(ctx, event); err != nil {
+	event.DedupeKey = DedupeKey(n)
+	err = h.cfg.Publisher.Publish(ctx, event)
+	if errors.Is(err, bus.ErrDuplicate) {
+		log.InfoContext(ctx, "duplicate webhook: already delivered, not sent again")
+		return c.JSON(http.StatusOK, map[string]any{"status": "ok", "job_id": n.JobID.Raw})
+	}
+	if err != nil {
 		log.ErrorContext(ctx, "webhook event not published", slog.String("error", err.Error()))
 		return PublishError(err)
 	}
@@ -188,6 +194,12 @@ func BuildEvent(n Notification, owner Owner) (bus.Event, error) {
 		return bus.Event{}, fmt.Errorf("webhook: encode %s: %w", name, err)
 	}
 	return bus.Event{Name: name, Rooms: []string{rooms.ProjectRoom(owner.Project)}, Payload: encoded}, nil
+}
+
+// DedupeKey identifies a webhook delivery for idempotency: Modal retries
+// the same (job_id, status), which must reach clients once.
+func DedupeKey(n Notification) string {
+	return "modal:" + n.JobID.Key + ":" + n.Status
 }
 
 func badRequestMessage(err error) string {

@@ -156,6 +156,25 @@ func TestServe(t *testing.T) {
 	}
 }
 
+func TestServeDuplicateAnswers200WithoutPublishing(t *testing.T) {
+	pub := &recorder{err: bus.ErrDuplicate}
+	e := newServer(t, Config{Publisher: pub})
+	rec := post(e, `{"job_id":"j1","status":"completed","project_id":"p"}`, "")
+	if rec.Code != 200 {
+		t.Fatalf("code = %d", rec.Code)
+	}
+	assertJSON(t, rec.Body.String(), `{"status":"ok","job_id":"j1"}`)
+}
+
+func TestDedupeKeyPerJobAndStatus(t *testing.T) {
+	a, _ := Parse([]byte(`{"job_id":"j1","status":"completed"}`), 0)
+	b, _ := Parse([]byte(`{"job_id":"j1","status":"failed"}`), 0)
+	c, _ := Parse([]byte(`{"job_id":"j1"}`), 0)
+	if DedupeKey(a) == DedupeKey(b) || DedupeKey(b) != DedupeKey(c) {
+		t.Fatalf("keys: %q %q %q", DedupeKey(a), DedupeKey(b), DedupeKey(c))
+	}
+}
+
 func TestServeSignatures(t *testing.T) {
 	body := `{"job_id":"j1","status":"completed","result":{},"project_id":"p"}`
 	tests := []struct {

@@ -39,6 +39,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "gateway: "+strings.ReplaceAll(err.Error(), "\n", " "))
 		return exitConfig
 	}
+	if check, _ := fs.GetBool("check-config"); check {
+		fmt.Fprintln(stdout, "gateway: configuration is valid")
+		return exitOK
+	}
 
 	log := newLogger(cfg, stderr).With(slog.String("version", version))
 	a, err := app.New(cfg, log)

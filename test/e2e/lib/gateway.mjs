@@ -46,6 +46,8 @@ export class Gateway {
         GATEWAY_ENV: 'development',
         GATEWAY_HOST: '127.0.0.1',
         GATEWAY_LOG_LEVEL: 'info',
+        GATEWAY_DRAIN_WINDOW: '500ms',
+        GATEWAY_SHUTDOWN_TIMEOUT: '10s',
         PORT: String(this.port),
         ...this.env,
       },

@@ -1,0 +1,563 @@
+package bus
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Defaults of the Redis bus.
+const (
+	DefaultStream         = "gateway:events"
+	DefaultStreamMaxLen   = 100_000
+	DefaultStreamMaxAge   = 24 * time.Hour
+	DefaultCanaryInterval = 2 * time.Second
+	DefaultCanaryTimeout  = 10 * time.Second
+	defaultReadBlock      = 5 * time.Second
+	defaultReadCount      = 512
+	maxBackoff            = 5 * time.Second
+)
+
+// Stream entry fields: an event, or a canary of one node.
+const (
+	fieldEvent  = "e"
+	fieldCanary = "c"
+)
+
+// publishScript stores the event only if its dedupe key was not seen, in one
+// atomic step: SET NX PX, then XADD. It returns false for a duplicate.
+var publishScript = redis.NewScript(`
+if ARGV[1] ~= '' then
+  if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then
+    return false
+  end
+end
+return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'e', ARGV[3])
+`)
+
+// RedisOptions configures the Redis bus.
+type RedisOptions struct {
+	// URL is redis://, rediss:// (TLS) or unix://, with user, password and db
+	// number as go-redis parses them; query parameters set go-redis options
+	// (dial_timeout, read_timeout, write_timeout, pool_size, ...). A
+	// master_name parameter selects Sentinel: the host is a sentinel, more
+	// sentinels are given with addr=host:port parameters. Required.
+	URL string
+	// Stream is the stream key. Zero means DefaultStream.
+	Stream string
+	// MaxLen trims the stream to about this many entries. Zero means
+	// DefaultStreamMaxLen.
+	MaxLen int64
+	// MaxAge trims entries older than this. Zero means DefaultStreamMaxAge;
+	// negative disables age trimming.
+	MaxAge time.Duration
+	// DedupeWindow is how long a DedupeKey is remembered. Zero means
+	// DefaultDedupeWindow.
+	DedupeWindow time.Duration
+	// CanaryInterval is how often a consuming node writes its canary. Zero
+	// means DefaultCanaryInterval.
+	CanaryInterval time.Duration
+	// CanaryTimeout is how long a canary may take to come back before the
+	// node reports itself not ready. Zero means DefaultCanaryTimeout.
+	CanaryTimeout time.Duration
+	// NodeID names this node in canaries and logs. Zero means
+	// hostname-random.
+	NodeID string
+	// Logger is required.
+	Logger *slog.Logger
+}
+
+// Redis is the Redis Streams bus (see the package doc for its guarantees).
+type Redis struct {
+	client redis.UniversalClient
+	opts   RedisOptions
+	log    *slog.Logger
+	dedupe string // key prefix of dedupe keys
+
+	consuming atomic.Bool
+	closed    atomic.Bool
+	stop      chan struct{} // closed by Close
+
+	mu         sync.Mutex // guards the fields below
+	down       error      // consumer's current error, nil when reading fine
+	lastID     string     // last stream id the consumer delivered
+	canarySeq  uint64     // last canary written
+	canarySent time.Time  // when the oldest canary not yet read back was written
+	canaryRead uint64     // last own canary read back
+	pending    bool       // a canary is out and not yet read back
+}
+
+var (
+	_ Bus           = (*Redis)(nil)
+	_ HealthChecker = (*Redis)(nil)
+)
+
+// NewRedis returns a Redis bus. It does not connect: a Redis that is down at
+// start-up makes the node not ready, and it retries.
+func NewRedis(opts RedisOptions) (*Redis, error) {
+	if opts.Logger == nil {
+		return nil, errors.New("bus: RedisOptions needs a Logger")
+	}
+	client, err := NewRedisClient(opts.URL)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Stream == "" {
+		opts.Stream = DefaultStream
+	}
+	if opts.MaxLen <= 0 {
+		opts.MaxLen = DefaultStreamMaxLen
+	}
+	if opts.MaxAge == 0 {
+		opts.MaxAge = DefaultStreamMaxAge
+	}
+	if opts.DedupeWindow <= 0 {
+		opts.DedupeWindow = DefaultDedupeWindow
+	}
+	if opts.CanaryInterval <= 0 {
+		opts.CanaryInterval = DefaultCanaryInterval
+	}
+	if opts.CanaryTimeout <= 0 {
+		opts.CanaryTimeout = DefaultCanaryTimeout
+	}
+	if opts.NodeID == "" {
+		opts.NodeID = defaultNodeID()
+	}
+	return &Redis{
+		client: client,
+		opts:   opts,
+		log:    opts.Logger.With(slog.String("component", "bus"), slog.String("node", opts.NodeID)),
+		dedupe: opts.Stream + ":dedupe:",
+		stop:   make(chan struct{}),
+	}, nil
+}
+
+// NewRedisClient builds a go-redis client from a URL: a master_name query
+// parameter selects Sentinel (go-redis ParseFailoverURL), anything else is
+// ParseURL. Errors never contain the password.
+func NewRedisClient(rawURL string) (redis.UniversalClient, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, errors.New("bus: redis URL does not parse")
+	}
+	if u.Query().Has("master_name") {
+		fo, err := redis.ParseFailoverURL(rawURL)
+		if err != nil {
+			return nil, fmt.Errorf("bus: redis sentinel URL %s: %w", u.Redacted(), err)
+		}
+		return redis.NewFailoverClient(fo), nil
+	}
+	o, err := redis.ParseURL(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("bus: redis URL %s: %w", u.Redacted(), err)
+	}
+	if !u.Query().Has("dial_timeout") {
+		o.DialTimeout = 2 * time.Second
+	}
+	if !u.Query().Has("read_timeout") {
+		o.ReadTimeout = 2 * time.Second
+	}
+	if !u.Query().Has("write_timeout") {
+		o.WriteTimeout = 2 * time.Second
+	}
+	if !u.Query().Has("max_retries") {
+		// A retried XADD whose first attempt reached Redis stores the event
+		// twice; fail instead and let the producer's caller retry, where
+		// dedupe keys make the retry safe.
+		o.MaxRetries = -1
+	}
+	return redis.NewClient(o), nil
+}
+
+// Client returns the underlying client (shared by other Redis-backed parts).
+func (r *Redis) Client() redis.UniversalClient { return r.client }
+
+// storedEvent is the stream form of an Event.
+type storedEvent struct {
+	Name      string          `json:"n"`
+	Rooms     []string        `json:"r,omitempty"`
+	Broadcast bool            `json:"b,omitempty"`
+	Payload   json.RawMessage `json:"p"`
+}
+
+// Publish stores e in the stream. It returns nil only once Redis has the
+// event, ErrDuplicate for a dedupe key already seen, and an
+// *UnavailableError when Redis cannot be reached (nothing stored).
+func (r *Redis) Publish(ctx context.Context, e Event) error {
+	if err := e.Validate(); err != nil {
+		return err
+	}
+	if r.closed.Load() {
+		return ErrClosed
+	}
+	entry, err := json.Marshal(storedEvent{e.Name, e.Rooms, e.Broadcast, e.Payload})
+	if err != nil {
+		return fmt.Errorf("bus: encode %s: %w", e.Name, err)
+	}
+	ttl := ""
+	dedupeKey := r.dedupe
+	if e.DedupeKey != "" {
+		ttl = strconv.FormatInt(r.opts.DedupeWindow.Milliseconds(), 10)
+		dedupeKey += e.DedupeKey
+	}
+	err = publishScript.Run(ctx, r.client, []string{r.opts.Stream, dedupeKey}, ttl, r.opts.MaxLen, entry).Err()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return ErrDuplicate
+	case err != nil:
+		return &UnavailableError{Err: fmt.Errorf("publish %s: %w", e.Name, err)}
+	}
+	return nil
+}
+
+// Consume reads the stream from its current end and delivers every event to
+// h, in order, until ctx is done or the bus closes. Connection losses are
+// retried with backoff and reading resumes after the last delivered id.
+func (r *Redis) Consume(ctx context.Context, h Handler) error {
+	if !r.consuming.CompareAndSwap(false, true) {
+		return errors.New("bus: Consume already running")
+	}
+	defer r.consuming.Store(false)
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	// The consumer has a client of its own: its blocking XREAD never holds a
+	// connection publishers need, and closing it interrupts the read at once
+	// when ctx ends.
+	reader, err := NewRedisClient(r.opts.URL)
+	if err != nil {
+		return err
+	}
+	wg.Go(func() {
+		select {
+		case <-ctx.Done():
+		case <-r.stop:
+			cancel()
+		}
+		_ = reader.Close()
+	})
+
+	start, err := r.tail(ctx, reader)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.lastID = start
+	r.mu.Unlock()
+	wg.Go(func() { r.canaries(ctx) })
+
+	backoff := newBackoff()
+	for {
+		if ctx.Err() != nil || r.closed.Load() {
+			return r.stopErr(ctx)
+		}
+		r.mu.Lock()
+		last := r.lastID
+		r.mu.Unlock()
+		streams, err := reader.XRead(ctx, &redis.XReadArgs{
+			Streams: []string{r.opts.Stream, last},
+			Count:   defaultReadCount,
+			Block:   defaultReadBlock,
+		}).Result()
+		if errors.Is(err, redis.Nil) {
+			r.recovered(ctx, last)
+			backoff.reset()
+			continue
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return r.stopErr(ctx)
+			}
+			r.failed(err, last)
+			if !sleepCtx(ctx, backoff.next()) {
+				return r.stopErr(ctx)
+			}
+			continue
+		}
+		r.recovered(ctx, last)
+		backoff.reset()
+		for _, s := range streams {
+			for _, msg := range s.Messages {
+				r.deliver(msg, h)
+			}
+		}
+	}
+}
+
+// tail returns the id of the stream's newest entry ("0-0" when empty),
+// retrying with backoff while Redis is unreachable.
+func (r *Redis) tail(ctx context.Context, reader redis.UniversalClient) (string, error) {
+	backoff := newBackoff()
+	for {
+		msgs, err := reader.XRevRangeN(ctx, r.opts.Stream, "+", "-", 1).Result()
+		if err == nil {
+			if r.setDown(nil) {
+				r.log.Info("redis reachable: consumer starting")
+			}
+			if len(msgs) == 0 {
+				return "0-0", nil
+			}
+			return msgs[0].ID, nil
+		}
+		if ctx.Err() != nil {
+			return "", r.stopErr(ctx)
+		}
+		if r.setDown(err) {
+			r.log.Error("redis unreachable at start-up: node not ready, retrying with backoff", slog.String("error", err.Error()))
+		}
+		if !sleepCtx(ctx, backoff.next()) {
+			return "", r.stopErr(ctx)
+		}
+	}
+}
+
+// deliver hands one stream entry to h (or records an own canary).
+func (r *Redis) deliver(msg redis.XMessage, h Handler) {
+	defer func() {
+		r.mu.Lock()
+		r.lastID = msg.ID
+		r.mu.Unlock()
+	}()
+	if c, ok := msg.Values[fieldCanary].(string); ok {
+		r.canaryBack(c)
+		return
+	}
+	raw, ok := msg.Values[fieldEvent].(string)
+	if !ok {
+		r.log.Error("stream entry without an event: skipped", slog.String("id", msg.ID))
+		return
+	}
+	var se storedEvent
+	if err := json.Unmarshal([]byte(raw), &se); err != nil {
+		r.log.Error("stream entry does not decode: skipped", slog.String("id", msg.ID), slog.String("error", err.Error()))
+		return
+	}
+	h(Event{ID: msg.ID, Name: se.Name, Rooms: se.Rooms, Broadcast: se.Broadcast, Payload: se.Payload})
+}
+
+// failed records a consumer error, logging only the first of a run.
+func (r *Redis) failed(err error, last string) {
+	if r.setDown(err) {
+		r.log.Error("redis lost while consuming: node not ready; will resume after the last delivered id when back",
+			slog.String("last_id", last), slog.String("error", err.Error()))
+	}
+}
+
+// recovered clears the error state; after an outage it logs the resume and
+// checks whether the stream trimmed entries this node never read.
+func (r *Redis) recovered(ctx context.Context, last string) {
+	if !r.setDown(nil) {
+		return
+	}
+	r.log.Info("redis back: consumer resumed", slog.String("from_id", last))
+	info, err := r.client.XInfoStream(ctx, r.opts.Stream).Result()
+	if err == nil && info.MaxDeletedEntryID != "" && compareIDs(info.MaxDeletedEntryID, last) > 0 {
+		r.log.Error("events were trimmed from the stream before this node read them: they are lost for its clients",
+			slog.String("last_read_id", last), slog.String("max_deleted_id", info.MaxDeletedEntryID))
+	}
+}
+
+// setDown stores the consumer's state and reports whether it changed
+// between failing and working.
+func (r *Redis) setDown(err error) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	changed := (r.down == nil) != (err == nil)
+	r.down = err
+	return changed
+}
+
+// canaries writes a canary every interval and trims the stream by age.
+func (r *Redis) canaries(ctx context.Context) {
+	tick := time.NewTicker(r.opts.CanaryInterval)
+	defer tick.Stop()
+	lastTrim := time.Time{}
+	for {
+		r.writeCanary(ctx)
+		if r.opts.MaxAge > 0 && time.Since(lastTrim) > time.Minute {
+			lastTrim = time.Now()
+			minID := strconv.FormatInt(time.Now().Add(-r.opts.MaxAge).UnixMilli(), 10) + "-0"
+			if err := r.client.XTrimMinIDApprox(ctx, r.opts.Stream, minID, 0).Err(); err != nil && ctx.Err() == nil {
+				r.log.Debug("stream trim by age failed", slog.String("error", err.Error()))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (r *Redis) writeCanary(ctx context.Context) {
+	r.mu.Lock()
+	r.canarySeq++
+	seq := r.canarySeq
+	if !r.pending {
+		r.pending = true
+		r.canarySent = time.Now()
+	}
+	r.mu.Unlock()
+	err := r.client.XAdd(ctx, &redis.XAddArgs{
+		Stream: r.opts.Stream,
+		MaxLen: r.opts.MaxLen,
+		Approx: true,
+		Values: []string{fieldCanary, r.opts.NodeID + "/" + strconv.FormatUint(seq, 10)},
+	}).Err()
+	if err != nil && ctx.Err() == nil {
+		r.log.Debug("canary not written", slog.String("error", err.Error()))
+	}
+}
+
+// canaryBack records a canary read from the stream if it is this node's.
+func (r *Redis) canaryBack(value string) {
+	node, seqText, ok := strings.Cut(value, "/")
+	if !ok || node != r.opts.NodeID {
+		return
+	}
+	seq, err := strconv.ParseUint(seqText, 10, 64)
+	if err != nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if seq > r.canaryRead {
+		r.canaryRead = seq
+	}
+	if r.canaryRead >= r.canarySeq {
+		r.pending = false
+	} else {
+		// Newer canaries are out; the clock restarts at the one just read.
+		r.canarySent = time.Now()
+	}
+}
+
+// Health implements HealthChecker: Redis answers, and on a consuming node
+// the consumer is reading and its canary came back in time.
+func (r *Redis) Health(ctx context.Context) error {
+	if r.closed.Load() {
+		return ErrClosed
+	}
+	if err := r.client.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis unreachable: %w", err)
+	}
+	if !r.consuming.Load() {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.down != nil {
+		return fmt.Errorf("consumer failing: %w", r.down)
+	}
+	if r.canaryRead == 0 {
+		return errors.New("consumer has not read its first canary yet")
+	}
+	if r.pending {
+		if late := time.Since(r.canarySent); late > r.opts.CanaryTimeout {
+			return fmt.Errorf("consumer stalled: canary written %s ago not read back (timeout %s)", late.Round(time.Millisecond), r.opts.CanaryTimeout)
+		}
+	}
+	return nil
+}
+
+// Close stops Consume and closes the client. It is idempotent.
+func (r *Redis) Close() error {
+	if !r.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	close(r.stop)
+	if err := r.client.Close(); err != nil {
+		return fmt.Errorf("bus: close redis: %w", err)
+	}
+	return nil
+}
+
+func (r *Redis) stopErr(ctx context.Context) error {
+	if r.closed.Load() {
+		return ErrClosed
+	}
+	return ctx.Err()
+}
+
+// compareIDs orders two stream ids "ms-seq".
+func compareIDs(a, b string) int {
+	am, as := splitID(a)
+	bm, bs := splitID(b)
+	switch {
+	case am != bm:
+		return cmpU(am, bm)
+	default:
+		return cmpU(as, bs)
+	}
+}
+
+func splitID(id string) (uint64, uint64) {
+	ms, seq, _ := strings.Cut(id, "-")
+	m, _ := strconv.ParseUint(ms, 10, 64)
+	s, _ := strconv.ParseUint(seq, 10, 64)
+	return m, s
+}
+
+func cmpU(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func defaultNodeID() string {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "node"
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return host + "-" + hex.EncodeToString(b)
+}
+
+// backoff doubles from 100ms up to maxBackoff.
+type backoff struct{ d time.Duration }
+
+func newBackoff() *backoff { return &backoff{} }
+
+func (b *backoff) next() time.Duration {
+	if b.d == 0 {
+		b.d = 100 * time.Millisecond
+	} else if b.d *= 2; b.d > maxBackoff {
+		b.d = maxBackoff
+	}
+	return b.d
+}
+
+func (b *backoff) reset() { b.d = 0 }
+
+// sleepCtx waits d; false when ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
