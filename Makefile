@@ -15,6 +15,7 @@ FUZZ_TARGETS := \
 	./signature:FuzzVerify \
 	./rooms:FuzzHandle \
 	./webhook:FuzzServe \
+	./registry:FuzzServe \
 	./flaskqueue:FuzzDecodePickle \
 	./flaskqueue:FuzzDecode
 
@@ -61,8 +62,13 @@ test/e2e/node_modules: test/e2e/package-lock.json
 e2e: build test/e2e/node_modules ## end-to-end tests: the real binary with the real socket.io-client
 	cd test/e2e && GATEWAY_BIN=$(CURDIR)/$(BIN) node --test --test-concurrency=1 --test-timeout=300000 --test-reporter=spec
 
+.PHONY: deploy-check
+deploy-check: build ## validate the Kubernetes manifests offline and lint the Dockerfile
+	cd deploy/validate && GATEWAY_BIN=$(CURDIR)/$(BIN) go test -count=1 ./...
+	deploy/lint-dockerfile.sh
+
 .PHONY: test
-test: check fuzz e2e ## everything: gofmt, vet, race unit tests, short fuzzing, end-to-end
+test: check fuzz e2e deploy-check ## everything: gofmt, vet, race unit tests, short fuzzing, end-to-end, manifests
 
 .PHONY: bench-go
 bench-go: ## Go micro-benchmarks of the hot paths

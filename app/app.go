@@ -33,6 +33,8 @@ import (
 	"github.com/meshgen/gateway/config"
 	"github.com/meshgen/gateway/gateway"
 	"github.com/meshgen/gateway/health"
+	"github.com/meshgen/gateway/httpapi"
+	"github.com/meshgen/gateway/registry"
 	"github.com/meshgen/gateway/rooms"
 	"github.com/meshgen/gateway/signature"
 	"github.com/meshgen/gateway/webhook"
@@ -54,6 +56,7 @@ type App struct {
 // New builds the process from cfg. Nothing listens until Run.
 func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	a := &App{cfg: cfg, log: log, health: &health.Checker{}, consumerErr: make(chan error, 1)}
+	var store registry.Store
 	if cfg.RedisURL != "" {
 		rb, err := bus.NewRedis(bus.RedisOptions{
 			URL:            cfg.RedisURL,
@@ -69,8 +72,11 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 			return nil, fmt.Errorf("app: redis bus: %w", err)
 		}
 		a.bus = rb
+		store = registry.NewRedis(rb.Client(), rb.Stream(), rb.MaxLen(), cfg.JobTTL)
 	} else {
-		a.bus = bus.NewMemory(bus.MemoryOptions{DedupeWindow: cfg.DedupeWindow})
+		mb := bus.NewMemory(bus.MemoryOptions{DedupeWindow: cfg.DedupeWindow})
+		a.bus = mb
+		store = registry.NewMemory(mb, cfg.JobTTL)
 	}
 	if hc, ok := a.bus.(bus.HealthChecker); ok {
 		a.health.Add("bus", hc.Health)
@@ -103,7 +109,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 			Skipper:          func(c echo.Context) bool { return strings.HasPrefix(c.Path(), gateway.Path) },
 			AllowOrigins:     origins,
 			AllowMethods:     []string{http.MethodGet, http.MethodPost, http.MethodOptions},
-			AllowHeaders:     []string{echo.HeaderContentType, webhook.SignatureHeader, echo.HeaderXRequestID},
+			AllowHeaders:     []string{echo.HeaderContentType, webhook.SignatureHeader, httpapi.SignatureHeader, echo.HeaderXRequestID},
 			AllowCredentials: !containsStar(origins),
 		}))
 	}
@@ -117,8 +123,21 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 			MaxBodyBytes: cfg.WebhookMaxBodyBytes,
 			MaxIDLength:  cfg.MaxIDLength,
 			Publisher:    a.bus,
+			Resolver:     store,
+			Batches:      store,
 			Logger:       log.With(slog.String("component", "webhook")),
 		}).Register(e)
+		if len(cfg.JobsSecrets) > 0 || cfg.Development() {
+			registry.NewHandler(registry.HandlerConfig{
+				Verifier:     signature.NewVerifier(cfg.JobsSecrets),
+				MaxBodyBytes: cfg.WebhookMaxBodyBytes,
+				MaxIDLength:  cfg.MaxIDLength,
+				Store:        store,
+				Logger:       log.With(slog.String("component", "registry")),
+			}).Register(e)
+		} else {
+			log.Warn("GATEWAY_JOBS_SECRET is not set: POST /api/jobs is disabled (production)")
+		}
 	}
 	a.echo = e
 

@@ -185,6 +185,18 @@ func NewRedisClient(rawURL string) (redis.UniversalClient, error) {
 // Client returns the underlying client (shared by other Redis-backed parts).
 func (r *Redis) Client() redis.UniversalClient { return r.client }
 
+// Stream returns the stream key (other Redis-backed parts that append
+// entries atomically with their own state, such as batch progress, write
+// to it in the same entry format).
+func (r *Redis) Stream() string { return r.opts.Stream }
+
+// MaxLen returns the approximate stream length bound.
+func (r *Redis) MaxLen() int64 { return r.opts.MaxLen }
+
+// EntryField is the stream entry field that holds an event, encoded as
+// {"n": name, "r": [rooms], "b": broadcast, "p": payload}.
+const EntryField = fieldEvent
+
 // storedEvent is the stream form of an Event.
 type storedEvent struct {
 	Name      string          `json:"n"`

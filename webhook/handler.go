@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/meshgen/gateway/bus"
+	"github.com/meshgen/gateway/httpapi"
 	"github.com/meshgen/gateway/rooms"
 	"github.com/meshgen/gateway/signature"
 )
@@ -43,6 +43,23 @@ type Resolver interface {
 	Resolve(ctx context.Context, job string) (Owner, error)
 }
 
+// JobEnd is the end of a job that belongs to a batch.
+type JobEnd struct {
+	Batch  rooms.ID
+	Job    rooms.ID
+	Failed bool
+	// Message is the job_progress message: "Job completed", or the job's
+	// error when it is a string.
+	Message string
+}
+
+// BatchTracker counts the first end of each batch job and emits the batch's
+// job_progress and batch_status (the registry implements it). Repeated ends
+// change nothing and report first == false.
+type BatchTracker interface {
+	JobEnded(ctx context.Context, end JobEnd) (first bool, err error)
+}
+
 // Config configures a Handler. Publisher and Logger are required.
 type Config struct {
 	// Verifier checks X-Modal-Signature. Without secrets (development only)
@@ -58,6 +75,8 @@ type Config struct {
 	// Resolver is consulted when the body names no project. Nil means only
 	// the body's project_id ties a job to a project.
 	Resolver Resolver
+	// Batches, when set, counts the ends of jobs that belong to a batch.
+	Batches BatchTracker
 	// Logger receives one line per request.
 	Logger *slog.Logger
 }
@@ -92,17 +111,12 @@ func (h *Handler) Serve(c echo.Context) error {
 	ctx := c.Request().Context()
 	log := h.cfg.Logger.With(slog.String("route", Path))
 
-	body, err := ReadBody(c, h.cfg.MaxBodyBytes)
+	body, err := httpapi.ReadBody(c, h.cfg.MaxBodyBytes)
 	if err != nil {
 		return err
 	}
-	if h.cfg.Verifier.Enabled() {
-		if err := h.cfg.Verifier.Verify(c.Request().Header.Get(SignatureHeader), body); err != nil {
-			log.WarnContext(ctx, "webhook rejected", slog.String("reason", err.Error()))
-			return echo.NewHTTPError(http.StatusUnauthorized, "Invalid signature").SetInternal(err)
-		}
-	} else {
-		log.WarnContext(ctx, "webhook signature verification skipped: no MODAL_WEBHOOK_SECRET configured (development)")
+	if err := httpapi.Verify(c, h.cfg.Verifier, SignatureHeader, body, log); err != nil {
+		return err
 	}
 
 	n, err := Parse(body, h.cfg.MaxIDLength)
@@ -130,13 +144,27 @@ func (h *Handler) Serve(c echo.Context) error {
 	}
 	event.DedupeKey = DedupeKey(n)
 	err = h.cfg.Publisher.Publish(ctx, event)
-	if errors.Is(err, bus.ErrDuplicate) {
+	duplicate := errors.Is(err, bus.ErrDuplicate)
+	if err != nil && !duplicate {
+		log.ErrorContext(ctx, "webhook event not published", slog.String("error", err.Error()))
+		return httpapi.PublishError(err)
+	}
+	// Counted on duplicates too: a retry after a failure here must still
+	// count the job; the tracker itself counts each job once.
+	if owner.Batch.Key != "" && h.cfg.Batches != nil {
+		log = log.With(slog.String("batch_id", owner.Batch.Key))
+		first, err := h.cfg.Batches.JobEnded(ctx, JobEnd{Batch: owner.Batch, Job: n.JobID, Failed: !n.Completed(), Message: progressMessage(n)})
+		if err != nil {
+			log.ErrorContext(ctx, "batch progress not recorded", slog.String("error", err.Error()))
+			return httpapi.PublishError(err)
+		}
+		if first {
+			log.InfoContext(ctx, "batch progress recorded")
+		}
+	}
+	if duplicate {
 		log.InfoContext(ctx, "duplicate webhook: already delivered, not sent again")
 		return c.JSON(http.StatusOK, map[string]any{"status": "ok", "job_id": n.JobID.Raw})
-	}
-	if err != nil {
-		log.ErrorContext(ctx, "webhook event not published", slog.String("error", err.Error()))
-		return PublishError(err)
 	}
 	log.InfoContext(ctx, "webhook accepted", slog.String("event", event.Name))
 	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "job_id": n.JobID.Raw})
@@ -196,6 +224,18 @@ func BuildEvent(n Notification, owner Owner) (bus.Event, error) {
 	return bus.Event{Name: name, Rooms: []string{rooms.ProjectRoom(owner.Project)}, Payload: encoded}, nil
 }
 
+// progressMessage is the job_progress message of a batch job's end.
+func progressMessage(n Notification) string {
+	if n.Completed() {
+		return "Job completed"
+	}
+	var text string
+	if json.Unmarshal(n.Error, &text) == nil && text != "" {
+		return text
+	}
+	return "Job failed"
+}
+
 // DedupeKey identifies a webhook delivery for idempotency: Modal retries
 // the same (job_id, status), which must reach clients once.
 func DedupeKey(n Notification) string {
@@ -215,37 +255,4 @@ func badRequestMessage(err error) string {
 	default:
 		return "Invalid JSON"
 	}
-}
-
-// PublishError maps a failed publish to its HTTP answer: 503 with
-// Retry-After when the bus is unavailable (the sender should retry), 500
-// otherwise.
-func PublishError(err error) error {
-	var unavailable interface{ Unavailable() bool }
-	if errors.As(err, &unavailable) && unavailable.Unavailable() {
-		return &echo.HTTPError{Code: http.StatusServiceUnavailable, Message: "Event bus unavailable, retry later", Internal: err}
-	}
-	return echo.NewHTTPError(http.StatusInternalServerError, "Failed to publish event").SetInternal(err)
-}
-
-// ReadBody reads the request body up to limit bytes; a larger body answers
-// 413 {"error": "Request body too large"}.
-func ReadBody(c echo.Context, limit int64) ([]byte, error) {
-	req := c.Request()
-	if req.ContentLength > limit {
-		return nil, tooLarge(limit)
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, limit))
-	var maxErr *http.MaxBytesError
-	if errors.As(err, &maxErr) {
-		return nil, tooLarge(limit)
-	}
-	if err != nil {
-		return nil, echo.NewHTTPError(http.StatusBadRequest, "Could not read request body").SetInternal(err)
-	}
-	return body, nil
-}
-
-func tooLarge(limit int64) error {
-	return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("Request body too large (limit %d bytes)", limit))
 }

@@ -1,0 +1,73 @@
+// Package httpapi holds the HTTP plumbing the producer endpoints share (the
+// Modal webhook, the job registry, the publish API): reading a bounded
+// body, checking an HMAC signature over it, and turning bus errors into
+// answers. Every error it returns is an *echo.HTTPError that the app's
+// central handler renders as {"error": "..."}.
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/meshgen/gateway/signature"
+)
+
+// SignatureHeader carries "sha256=<hex>" of the raw body on the gateway's
+// own producer endpoints (/api/jobs, /api/events). Modal's webhook uses
+// X-Modal-Signature.
+const SignatureHeader = "X-Gateway-Signature"
+
+// ReadBody reads the request body up to limit bytes; a larger body answers
+// 413 {"error": "Request body too large (limit N bytes)"}.
+func ReadBody(c echo.Context, limit int64) ([]byte, error) {
+	req := c.Request()
+	if req.ContentLength > limit {
+		return nil, tooLarge(limit)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, limit))
+	var maxErr *http.MaxBytesError
+	if errors.As(err, &maxErr) {
+		return nil, tooLarge(limit)
+	}
+	if err != nil {
+		return nil, echo.NewHTTPError(http.StatusBadRequest, "Could not read request body").SetInternal(err)
+	}
+	return body, nil
+}
+
+func tooLarge(limit int64) error {
+	return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("Request body too large (limit %d bytes)", limit))
+}
+
+// Verify checks header (the request's signature header value) against body.
+// A verifier without secrets skips the check with a warning (development
+// only: production refuses to start or disables the route). A failed check
+// answers 401 {"error": "Invalid signature"}.
+func Verify(c echo.Context, v *signature.Verifier, header string, body []byte, log *slog.Logger) error {
+	ctx := c.Request().Context()
+	if !v.Enabled() {
+		log.WarnContext(ctx, "signature verification skipped: no secret configured (development)")
+		return nil
+	}
+	if err := v.Verify(c.Request().Header.Get(header), body); err != nil {
+		log.WarnContext(ctx, "request rejected", slog.String("reason", err.Error()))
+		return echo.NewHTTPError(http.StatusUnauthorized, "Invalid signature").SetInternal(err)
+	}
+	return nil
+}
+
+// PublishError maps a failed publish to its answer: 503 (the app adds
+// Retry-After) when the bus is unavailable, so the sender retries; 500
+// otherwise.
+func PublishError(err error) error {
+	var unavailable interface{ Unavailable() bool }
+	if errors.As(err, &unavailable) && unavailable.Unavailable() {
+		return &echo.HTTPError{Code: http.StatusServiceUnavailable, Message: "Event bus unavailable, retry later", Internal: err}
+	}
+	return echo.NewHTTPError(http.StatusInternalServerError, "Failed to publish event").SetInternal(err)
+}

@@ -1,0 +1,129 @@
+package registry_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/meshgen/gateway/bus"
+	"github.com/meshgen/gateway/httpapi"
+	"github.com/meshgen/gateway/registry"
+	"github.com/meshgen/gateway/signature"
+)
+
+func jobsServer(t *testing.T, secrets []string) (*echo.Echo, registry.Store) {
+	t.Helper()
+	b := bus.NewMemory(bus.MemoryOptions{})
+	t.Cleanup(func() { _ = b.Close() })
+	store := registry.NewMemory(b, time.Hour)
+	e := echo.New()
+	e.HTTPErrorHandler = func(err error, c echo.Context) {
+		var he *echo.HTTPError
+		if errors.As(err, &he) {
+			_ = c.JSON(he.Code, map[string]any{"error": he.Message})
+		}
+	}
+	registry.NewHandler(registry.HandlerConfig{
+		Verifier: signature.NewVerifier(secrets), MaxBodyBytes: 2048, Store: store,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}).Register(e)
+	return e, store
+}
+
+func postJobs(e *echo.Echo, body, sig string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodPost, registry.Path, strings.NewReader(body))
+	if sig != "" {
+		req.Header.Set(httpapi.SignatureHeader, sig)
+	}
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, req)
+	return rec
+}
+
+func TestJobsHandler(t *testing.T) {
+	const secret = "jobs-secret"
+	tests := []struct {
+		name     string
+		body     string
+		sign     bool
+		code     int
+		answer   string
+		resolves map[string]string // job -> project key
+	}{
+		{"one job", `{"job_id":"j1","project_id":"p1"}`, true, 200, `{"registered":1,"status":"ok"}`, map[string]string{"j1": "p1"}},
+		{"many jobs with defaults", `{"project_id":5,"batch_id":"b","total_jobs":3,"jobs":[{"job_id":"a"},{"job_id":"b","project_id":"other"}]}`, true, 200,
+			`{"batch_id":"b","registered":2,"status":"ok","total_jobs":3}`, map[string]string{"a": "5", "b": "other"}},
+		{"batch on its own", `{"batch_id":"b2","total_jobs":10}`, true, 200, `{"batch_id":"b2","registered":0,"status":"ok","total_jobs":10}`, nil},
+		{"unsigned", `{"job_id":"j1","project_id":"p1"}`, false, 401, `{"error":"Invalid signature"}`, nil},
+		{"invalid JSON", `{"job_id":`, true, 400, `{"error":"Invalid JSON"}`, nil},
+		{"nothing", `{}`, true, 400, `{"error":"Nothing to register: give job_id, jobs or batch_id with total_jobs"}`, nil},
+		{"total without batch", `{"total_jobs":3}`, true, 400, `{"error":"Missing batch_id: total_jobs registers a batch"}`, nil},
+		{"bad total", `{"batch_id":"b","total_jobs":-1}`, true, 400, `{"error":"Invalid total_jobs: must be an integer between 0 and 1000000"}`, nil},
+		{"all or nothing", `{"jobs":[{"job_id":"ok","project_id":"p"},{"job_id":"x"},{"project_id":"p"},{"job_id":"y","project_id":{"a":1}}]}`, true, 400,
+			`{"error":"Invalid jobs","items":[{"error":"Missing project_id","index":1},{"error":"Missing job_id","index":2},{"error":"Invalid project_id: must be a string or an integer, not an object","index":3}]}`, map[string]string{"ok": ""}},
+		{"too large", `{"job_id":"j","project_id":"` + strings.Repeat("p", 3000) + `"}`, true, 413, `{"error":"Request body too large (limit 2048 bytes)"}`, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e, store := jobsServer(t, []string{secret})
+			sig := ""
+			if tc.sign {
+				sig = signature.Header(secret, []byte(tc.body))
+			}
+			rec := postJobs(e, tc.body, sig)
+			if rec.Code != tc.code {
+				t.Fatalf("code %d, want %d: %s", rec.Code, tc.code, rec.Body)
+			}
+			var got, want any
+			_ = json.Unmarshal(rec.Body.Bytes(), &got)
+			_ = json.Unmarshal([]byte(tc.answer), &want)
+			g, _ := json.Marshal(got)
+			w, _ := json.Marshal(want)
+			if string(g) != string(w) {
+				t.Fatalf("answer %s, want %s", g, w)
+			}
+			for job, project := range tc.resolves {
+				o, err := store.Resolve(context.Background(), job)
+				if project == "" {
+					if err == nil {
+						t.Fatalf("%s registered although the request was refused", job)
+					}
+					continue
+				}
+				if err != nil || o.Project.Key != project {
+					t.Fatalf("Resolve(%s) = %+v, %v", job, o, err)
+				}
+			}
+		})
+	}
+}
+
+// FuzzServe drives /api/jobs with arbitrary bodies: no panic, only
+// documented answers, and nothing registered unless answered 200.
+func FuzzServe(f *testing.F) {
+	f.Add(`{"job_id":"j1","project_id":"p1"}`)
+	f.Add(`{"project_id":5,"batch_id":"b","total_jobs":3,"jobs":[{"job_id":"a"},{"job_id":1}]}`)
+	f.Add(`{"jobs":[{"job_id":{"x":1}}]}`)
+	f.Add(`{"batch_id":1e400,"total_jobs":1e9}`)
+	f.Fuzz(func(t *testing.T, body string) {
+		e, _ := jobsServer(t, nil)
+		rec := postJobs(e, body, "")
+		switch rec.Code {
+		case 200, 400, 413:
+		default:
+			t.Fatalf("code %d for %q", rec.Code, body)
+		}
+		if !json.Valid(rec.Body.Bytes()) {
+			t.Fatalf("answer is not JSON: %q", rec.Body)
+		}
+	})
+}

@@ -1,0 +1,194 @@
+package registry_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/meshgen/gateway/bus"
+	"github.com/meshgen/gateway/registry"
+	"github.com/meshgen/gateway/rooms"
+	"github.com/meshgen/gateway/test/redistest"
+	"github.com/meshgen/gateway/webhook"
+)
+
+func id(v any) rooms.ID {
+	i, err := rooms.ParseID(v, 0)
+	if err != nil {
+		panic(err)
+	}
+	return i
+}
+
+// impl is a Store with the bus its batch events go to.
+type impl struct {
+	name  string
+	store func(t *testing.T, ttl time.Duration) (registry.Store, bus.Bus)
+}
+
+func impls() []impl {
+	return []impl{
+		{"memory", func(t *testing.T, ttl time.Duration) (registry.Store, bus.Bus) {
+			b := bus.NewMemory(bus.MemoryOptions{})
+			t.Cleanup(func() { _ = b.Close() })
+			return registry.NewMemory(b, ttl), b
+		}},
+		{"redis", func(t *testing.T, ttl time.Duration) (registry.Store, bus.Bus) {
+			srv := redistest.Start(t)
+			b, err := bus.NewRedis(bus.RedisOptions{URL: srv.URL(), Stream: "t", CanaryInterval: 50 * time.Millisecond, CanaryTimeout: time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = b.Close() })
+			return registry.NewRedis(b.Client(), b.Stream(), b.MaxLen(), ttl), b
+		}},
+	}
+}
+
+type sink struct {
+	mu     sync.Mutex
+	events []bus.Event
+}
+
+func (s *sink) payloads(name string) []map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []map[string]any
+	for _, e := range s.events {
+		if e.Name == name {
+			var m map[string]any
+			_ = json.Unmarshal(e.Payload, &m)
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func consume(t *testing.T, b bus.Bus) *sink {
+	s := &sink{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = b.Consume(ctx, func(e bus.Event) { s.mu.Lock(); s.events = append(s.events, e); s.mu.Unlock() })
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	if hc, ok := b.(bus.HealthChecker); ok {
+		deadline := time.Now().Add(5 * time.Second)
+		for hc.Health(context.Background()) != nil && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return s
+}
+
+func waitCount(t *testing.T, s *sink, name string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(s.payloads(name)) < n && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if got := len(s.payloads(name)); got != n {
+		t.Fatalf("%d %s events, want %d", got, name, n)
+	}
+}
+
+func TestRegisterResolve(t *testing.T) {
+	for _, im := range impls() {
+		t.Run(im.name, func(t *testing.T) {
+			store, _ := im.store(t, 200*time.Millisecond)
+			ctx := context.Background()
+			if err := store.Register(ctx, []registry.Job{{ID: id("j1"), Project: id(float64(42)), Batch: id("b1")}, {ID: id("j2"), Project: id("p2")}}); err != nil {
+				t.Fatal(err)
+			}
+			o, err := store.Resolve(ctx, "j1")
+			if err != nil || o.Project.Key != "42" || o.Project.Raw != float64(42) || o.Batch.Key != "b1" {
+				t.Fatalf("Resolve(j1) = %+v, %v", o, err)
+			}
+			if o, err = store.Resolve(ctx, "j2"); err != nil || o.Project.Raw != "p2" || o.Batch.Key != "" {
+				t.Fatalf("Resolve(j2) = %+v, %v", o, err)
+			}
+			if _, err := store.Resolve(ctx, "nope"); !errors.Is(err, webhook.ErrJobNotFound) {
+				t.Fatalf("unknown job: %v", err)
+			}
+			time.Sleep(300 * time.Millisecond)
+			if _, err := store.Resolve(ctx, "j1"); !errors.Is(err, webhook.ErrJobNotFound) {
+				t.Fatalf("after the TTL: %v", err)
+			}
+		})
+	}
+}
+
+func TestBatchProgress(t *testing.T) {
+	for _, im := range impls() {
+		t.Run(im.name, func(t *testing.T) {
+			store, b := im.store(t, time.Hour)
+			s := consume(t, b)
+			ctx := context.Background()
+			batch := id("b-9")
+			if err := store.RegisterBatch(ctx, batch, 3); err != nil {
+				t.Fatal(err)
+			}
+			ends := []struct {
+				job    string
+				failed bool
+				first  bool
+			}{{"j1", false, true}, {"j1", false, false}, {"j2", true, true}, {"j2", true, false}, {"j3", false, true}}
+			for _, e := range ends {
+				first, err := store.JobEnded(ctx, webhook.JobEnd{Batch: batch, Job: id(e.job), Failed: e.failed, Message: "m-" + e.job})
+				if err != nil || first != e.first {
+					t.Fatalf("JobEnded(%s) = %v, %v; want first=%v", e.job, first, err, e.first)
+				}
+			}
+			waitCount(t, s, registry.EventBatchStatus, 3)
+			progress := s.payloads(registry.EventJobProgress)
+			if len(progress) != 3 || progress[1]["job_id"] != "j2" || progress[1]["status"] != "failed" || progress[1]["progress"] != float64(100) || progress[1]["batch_id"] != "b-9" || progress[1]["message"] != "m-j2" {
+				t.Fatalf("job_progress = %v", progress)
+			}
+			statuses := s.payloads(registry.EventBatchStatus)
+			want := []map[string]any{
+				{"batch_id": "b-9", "status": "processing", "completed_jobs": float64(1), "total_jobs": float64(3), "failed_jobs": float64(0)},
+				{"batch_id": "b-9", "status": "processing", "completed_jobs": float64(1), "total_jobs": float64(3), "failed_jobs": float64(1)},
+				{"batch_id": "b-9", "status": "failed", "completed_jobs": float64(2), "total_jobs": float64(3), "failed_jobs": float64(1)},
+			}
+			for i := range want {
+				got, _ := json.Marshal(statuses[i])
+				w, _ := json.Marshal(want[i])
+				if string(got) != string(w) {
+					t.Fatalf("batch_status %d = %s, want %s", i, got, w)
+				}
+			}
+		})
+	}
+}
+
+func TestBatchTotalFromRegisteredJobs(t *testing.T) {
+	for _, im := range impls() {
+		t.Run(im.name, func(t *testing.T) {
+			store, b := im.store(t, time.Hour)
+			s := consume(t, b)
+			ctx := context.Background()
+			batch := id(float64(7))
+			_ = store.Register(ctx, []registry.Job{{ID: id("a"), Project: id("p"), Batch: batch}, {ID: id("b"), Project: id("p"), Batch: batch}})
+			_, _ = store.JobEnded(ctx, webhook.JobEnd{Batch: batch, Job: id("a")})
+			_, _ = store.JobEnded(ctx, webhook.JobEnd{Batch: batch, Job: id("b")})
+			waitCount(t, s, registry.EventBatchStatus, 2)
+			last := s.payloads(registry.EventBatchStatus)[1]
+			if last["status"] != "completed" || last["total_jobs"] != float64(2) || last["batch_id"] != float64(7) {
+				t.Fatalf("last batch_status = %v", last)
+			}
+			// An unknown batch: total unknown, status stays processing.
+			_, _ = store.JobEnded(ctx, webhook.JobEnd{Batch: id("unknown"), Job: id("x")})
+			waitCount(t, s, registry.EventBatchStatus, 3)
+			if u := s.payloads(registry.EventBatchStatus)[2]; u["status"] != "processing" || u["total_jobs"] != nil {
+				t.Fatalf("unknown batch status = %v", u)
+			}
+		})
+	}
+}

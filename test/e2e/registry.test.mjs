@@ -1,0 +1,111 @@
+// Job registry and batch progress computed by the gateway, on two real
+// nodes over one real Redis, driven by signed HTTP requests.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Gateway, postWebhook, sign, sleep } from './lib/gateway.mjs';
+import { Redis } from './lib/redis.mjs';
+import { connect, connected, request, recorder } from './lib/client.mjs';
+
+const MODAL = 'modal-secret';
+const JOBS = 'jobs-secret';
+
+async function registerJobs(gw, body, secret = JOBS) {
+  const text = JSON.stringify(body);
+  const res = await fetch(`${gw.url}/api/jobs`, { method: 'POST', body: text, headers: { 'content-type': 'application/json', 'x-gateway-signature': sign(secret, text) } });
+  return { status: res.status, body: await res.json() };
+}
+
+async function waitUntil(what, cond, timeoutMs = 10000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) { if (await cond()) return; await sleep(30); }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe('job registry and batch progress on two nodes', () => {
+  const redis = new Redis();
+  const env = () => ({ GATEWAY_ENV: 'production', REDIS_URL: redis.url, MODAL_WEBHOOK_SECRET: MODAL, GATEWAY_JOBS_SECRET: JOBS, GATEWAY_JOB_TTL: '3s' });
+  let a;
+  let b;
+  const sockets = [];
+  const client = async (gw) => { const s = connect(gw.url); sockets.push(s); return connected(s); };
+
+  before(async () => {
+    await redis.start();
+    a = new Gateway({ env: env() });
+    b = new Gateway({ env: env() });
+    await Promise.all([a.start(), b.start()]);
+  });
+  after(async () => {
+    sockets.forEach((s) => s.disconnect());
+    assert.equal((await a.stop()).code, 0);
+    assert.equal((await b.stop()).code, 0);
+    await redis.destroy();
+  });
+
+  it('a registered job is resolved by the webhook (no project_id in the body); unknown jobs answer 404; registrations expire', async () => {
+    const reg = await registerJobs(a, { job_id: 'reg-1', project_id: 77 });
+    assert.deepEqual(reg, { status: 200, body: { status: 'ok', registered: 1 } });
+    const s = await client(b);
+    await request(s, 'subscribe_project', { project_id: 77 }, 'subscribed_project');
+    const events = recorder(s);
+    const res = await postWebhook(b.url, { job_id: 'reg-1', status: 'completed', result: { ok: true } }, { secret: MODAL });
+    assert.equal(res.status, 200);
+    await waitUntil('job_completed', () => events.length === 1);
+    assert.deepEqual(events[0], { event: 'job_completed', args: [{ project_id: 77, job_id: 'reg-1', status: 'completed', result: { ok: true } }] });
+
+    assert.deepEqual((await postWebhook(a.url, { job_id: 'never-registered', status: 'completed' }, { secret: MODAL })).body, { error: 'Job not found' });
+    await registerJobs(a, { job_id: 'short-lived', project_id: 'p' });
+    await sleep(3500);
+    const expired = await postWebhook(a.url, { job_id: 'short-lived', status: 'failed' }, { secret: MODAL });
+    assert.equal(expired.status, 404);
+  });
+
+  it('/api/jobs refuses unsigned and invalid requests', async () => {
+    assert.equal((await registerJobs(a, { job_id: 'x', project_id: 'p' }, 'wrong')).status, 401);
+    const bad = await registerJobs(a, { jobs: [{ job_id: 'x' }] });
+    assert.equal(bad.status, 400);
+    assert.deepEqual(bad.body, { error: 'Invalid jobs', items: [{ index: 0, error: 'Missing project_id' }] });
+  });
+
+  it('a batch of 6 jobs ended by webhooks (retried, failed, on both nodes): 6 job_progress and the batch_status sequence, exactly once each, on every node', async () => {
+    const jobs = ['bj1', 'bj2', 'bj3', 'bj4', 'bj5', 'bj6'];
+    const reg = await registerJobs(a, { batch_id: 'batch-e2e', project_id: 'bp', total_jobs: jobs.length, jobs: jobs.map((job_id) => ({ job_id })) });
+    assert.equal(reg.status, 200);
+    assert.deepEqual(reg.body, { status: 'ok', registered: 6, batch_id: 'batch-e2e', total_jobs: 6 });
+
+    const viewers = [];
+    for (const gw of [a, b, a, b]) {
+      const s = await client(gw);
+      await request(s, 'join_batch', { batch_id: 'batch-e2e' }, 'joined_batch');
+      viewers.push(recorder(s));
+    }
+    const outcomes = { bj1: 'completed', bj2: 'completed', bj3: 'failed', bj4: 'completed', bj5: 'completed', bj6: 'completed' };
+    let i = 0;
+    for (const job of jobs) {
+      const payload = outcomes[job] === 'completed'
+        ? { job_id: job, status: 'completed', result: { n: i } }
+        : { job_id: job, status: 'failed', error: 'Meshing failed' };
+      const gw = i % 2 ? b : a;
+      assert.equal((await postWebhook(gw.url, payload, { secret: MODAL })).status, 200);
+      if (i % 3 === 0) assert.equal((await postWebhook((i % 2 ? a : b).url, payload, { secret: MODAL })).status, 200, 'a retry to the other node');
+      i++;
+    }
+    await waitUntil('all batch updates', () => viewers.every((v) => v.filter((e) => e.event === 'batch_status').length >= 6));
+    await sleep(300);
+    for (const v of viewers) {
+      const progress = v.filter((e) => e.event === 'job_progress').map((e) => e.args[0]);
+      assert.deepEqual(progress.map((p) => p.job_id), jobs);
+      assert.deepEqual(progress[2], { batch_id: 'batch-e2e', job_id: 'bj3', progress: 100, status: 'failed', message: 'Meshing failed' });
+      assert.deepEqual(progress[0], { batch_id: 'batch-e2e', job_id: 'bj1', progress: 100, status: 'completed', message: 'Job completed' });
+      const statuses = v.filter((e) => e.event === 'batch_status').map((e) => e.args[0]);
+      assert.equal(statuses.length, 6);
+      statuses.forEach((st, k) => {
+        assert.equal(st.batch_id, 'batch-e2e');
+        assert.equal(st.total_jobs, 6);
+        assert.equal(st.completed_jobs + st.failed_jobs, k + 1, 'counts grow by one per job, in order');
+        assert.equal(st.status, k < 5 ? 'processing' : 'failed');
+      });
+      assert.deepEqual(statuses[5], { batch_id: 'batch-e2e', status: 'failed', completed_jobs: 5, total_jobs: 6, failed_jobs: 1 });
+    }
+  });
+});
