@@ -16,11 +16,14 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,14 +54,21 @@ type App struct {
 	consume sync.WaitGroup
 
 	consumerErr chan error
+	// background tasks run from Serve until shutdown (after the consumer).
+	background []func(context.Context)
 }
 
 // New builds the process from cfg. Nothing listens until Run.
 func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	a := &App{cfg: cfg, log: log, health: &health.Checker{}, consumerErr: make(chan error, 1)}
-	var store registry.Store
+	var (
+		store   registry.Store
+		follows rooms.Follows = rooms.NewMemoryFollows()
+	)
+	node := nodeID()
 	if cfg.RedisURL != "" {
 		rb, err := bus.NewRedis(bus.RedisOptions{
+			NodeID:         node,
 			URL:            cfg.RedisURL,
 			Stream:         cfg.RedisStream,
 			MaxLen:         cfg.RedisStreamMaxLen,
@@ -73,6 +83,9 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		}
 		a.bus = rb
 		store = registry.NewRedis(rb.Client(), rb.Stream(), rb.MaxLen(), cfg.JobTTL)
+		rf := rooms.NewRedisFollows(rb.Client(), cfg.RedisStream, cfg.LogsChannel, node, log.With(slog.String("component", "follows")))
+		follows = rf
+		a.background = append(a.background, rf.Run)
 	} else {
 		mb := bus.NewMemory(bus.MemoryOptions{DedupeWindow: cfg.DedupeWindow})
 		a.bus = mb
@@ -83,7 +96,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	}
 
 	if cfg.ServesSockets() {
-		protocol := rooms.NewProtocol(cfg.MaxIDLength, rooms.NewMemoryFollows())
+		protocol := rooms.NewProtocol(cfg.MaxIDLength, follows)
 		a.gw = gateway.New(gateway.Options{
 			AllowedOrigins:  cfg.AllowedOrigins(),
 			MaxMessageBytes: cfg.SocketMaxMessageBytes,
@@ -178,6 +191,10 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 				a.consumerErr <- err
 			}
 		})
+	}
+
+	for _, task := range a.background {
+		a.consume.Go(func() { task(consumeCtx) })
 	}
 
 	serveErr := make(chan error, 1)
@@ -290,6 +307,17 @@ func requestLogger(log *slog.Logger) echo.MiddlewareFunc {
 			return nil
 		},
 	})
+}
+
+// nodeID names this process in the cluster: host name and a random suffix.
+func nodeID() string {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "node"
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return host + "-" + hex.EncodeToString(b)
 }
 
 func containsStar(origins []string) bool {

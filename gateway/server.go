@@ -24,6 +24,10 @@ import (
 // Path is where Socket.IO is served, as socket.io-client expects it.
 const Path = "/socket.io/"
 
+// handlerTimeout bounds the work of one client event (a Redis round trip
+// for log follows at most).
+const handlerTimeout = 3 * time.Second
+
 // Sentinel errors of the handshake.
 var (
 	// ErrOriginNotAllowed rejects a handshake from an origin outside the
@@ -161,7 +165,9 @@ func (s *Server) onConnection(args ...any) {
 	_ = sock.OnAny(func(args ...any) { s.onEvent(sock, m, args) })
 	_ = sock.On("disconnect", func(...any) {
 		s.clients.Add(-1)
-		s.opts.Protocol.Disconnected(m)
+		ctx, cancel := context.WithTimeout(context.Background(), handlerTimeout)
+		defer cancel()
+		s.opts.Protocol.Disconnected(ctx, m)
 	})
 	// The namespace is registered now: release what the gate held.
 	s.gate.open(sock.Conn().Id())
@@ -189,7 +195,9 @@ func (s *Server) onEvent(sock *socket.Socket, m member, args []any) {
 		}
 		return
 	}
-	reply := s.opts.Protocol.Handle(m, event, args)
+	ctx, cancel := context.WithTimeout(context.Background(), handlerTimeout)
+	defer cancel()
+	reply := s.opts.Protocol.Handle(ctx, m, event, args)
 	if reply.Event == "" {
 		return
 	}

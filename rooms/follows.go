@@ -1,17 +1,29 @@
 package rooms
 
-import "sync"
+import (
+	"context"
+	"sync"
+)
+
+// Follow is one client following one job's logs.
+type Follow struct {
+	Job     ID
+	Project ID     // zero Key when not given
+	Type    string // TypeLocal or TypeModal
+	Member  string // the client's socket id
+}
 
 // Follows tracks which clients follow which jobs' logs. A job is active
-// while at least one client follows it.
+// while at least one client follows it (anywhere in the cluster, for the
+// Redis implementation).
 type Follows interface {
-	// Follow records that member follows job and reports whether the job was
-	// already being followed (by anyone, member included).
-	Follow(job, member string) (already bool)
-	// Unfollow removes member's follow of job; false when it had none.
-	Unfollow(job, member string) bool
+	// Follow records f and reports whether the job was already being
+	// followed (by anyone, f.Member included).
+	Follow(ctx context.Context, f Follow) (already bool, err error)
+	// Unfollow removes f.Member's follow of f.Job; false when it had none.
+	Unfollow(ctx context.Context, f Follow) (bool, error)
 	// Drop removes every follow of member (on disconnect).
-	Drop(member string)
+	Drop(ctx context.Context, member string)
 }
 
 // MemoryFollows is the single-node Follows. The zero value is not usable;
@@ -33,7 +45,11 @@ func NewMemoryFollows() *MemoryFollows {
 }
 
 // Follow implements Follows.
-func (f *MemoryFollows) Follow(job, member string) bool {
+func (f *MemoryFollows) Follow(_ context.Context, fl Follow) (bool, error) {
+	return f.follow(fl.Job.Key, fl.Member), nil
+}
+
+func (f *MemoryFollows) follow(job, member string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	members, already := f.byJob[job]
@@ -52,18 +68,18 @@ func (f *MemoryFollows) Follow(job, member string) bool {
 }
 
 // Unfollow implements Follows.
-func (f *MemoryFollows) Unfollow(job, member string) bool {
+func (f *MemoryFollows) Unfollow(_ context.Context, fl Follow) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if _, ok := f.byJob[job][member]; !ok {
-		return false
+	if _, ok := f.byJob[fl.Job.Key][fl.Member]; !ok {
+		return false, nil
 	}
-	f.remove(job, member)
-	return true
+	f.remove(fl.Job.Key, fl.Member)
+	return true, nil
 }
 
 // Drop implements Follows.
-func (f *MemoryFollows) Drop(member string) {
+func (f *MemoryFollows) Drop(_ context.Context, member string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for job := range f.byMember[member] {

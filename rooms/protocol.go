@@ -1,6 +1,7 @@
 package rooms
 
 import (
+	"context"
 	"errors"
 	"strings"
 )
@@ -79,7 +80,7 @@ func NewProtocol(maxIDLength int, follows Follows) *Protocol {
 
 // Handle runs one client event and returns the reply. args are the event's
 // decoded arguments (an acknowledgement callback already removed).
-func (p *Protocol) Handle(m Member, event string, args []any) Reply {
+func (p *Protocol) Handle(ctx context.Context, m Member, event string, args []any) Reply {
 	var payload any
 	if len(args) > 0 {
 		payload = args[0]
@@ -112,13 +113,17 @@ func (p *Protocol) Handle(m Member, event string, args []any) Reply {
 		m.Leave(BatchRoom(id))
 		return Reply{ReplyLeftBatch, map[string]any{"batch_id": id.Raw}}
 	case EventSubscribeLogs:
-		return p.subscribeLogs(m, data)
+		return p.subscribeLogs(ctx, m, data)
 	case EventUnsubscribeLogs:
 		job, reply, ok := p.id(data, "job_id")
 		if !ok {
 			return reply
 		}
-		if !p.follows.Unfollow(job.Key, m.ID()) {
+		ok, err := p.follows.Unfollow(ctx, Follow{Job: job, Type: jobType(job), Member: m.ID()})
+		if err != nil {
+			return errorReply(unavailableMessage)
+		}
+		if !ok {
 			return errorReply("Not subscribed to this job")
 		}
 		return Reply{ReplyUnsubscribed, map[string]any{"job_id": job.Raw}}
@@ -126,31 +131,44 @@ func (p *Protocol) Handle(m Member, event string, args []any) Reply {
 	return errorReply("Unknown event: " + event)
 }
 
-func (p *Protocol) subscribeLogs(m Member, data map[string]any) Reply {
+func (p *Protocol) subscribeLogs(ctx context.Context, m Member, data map[string]any) Reply {
 	job, reply, ok := p.id(data, "job_id")
 	if !ok {
 		return reply
 	}
+	var project ID
 	if raw, present := data["project_id"]; present && raw != nil && raw != "" {
-		project, err := ParseID(raw, p.maxIDLength)
-		if err != nil {
+		var err error
+		if project, err = ParseID(raw, p.maxIDLength); err != nil {
 			return idError("project_id", err)
 		}
 		m.Join(ProjectRoom(project))
 	}
-	if already := p.follows.Follow(job.Key, m.ID()); already {
-		return Reply{ReplySubscribed, map[string]any{"job_id": job.Raw, "status": StatusAlreadyActive}}
+	kind := jobType(job)
+	already, err := p.follows.Follow(ctx, Follow{Job: job, Project: project, Type: kind, Member: m.ID()})
+	if err != nil {
+		return errorReply(unavailableMessage)
 	}
-	kind := TypeModal
-	if strings.HasPrefix(job.Key, localJobPrefix) {
-		kind = TypeLocal
+	if already {
+		return Reply{ReplySubscribed, map[string]any{"job_id": job.Raw, "status": StatusAlreadyActive}}
 	}
 	return Reply{ReplySubscribed, map[string]any{"job_id": job.Raw, "status": StatusStarted, "type": kind}}
 }
 
+// unavailableMessage answers a log (un)subscription the cluster could not
+// record; the client may retry.
+const unavailableMessage = "Log subscriptions are unavailable, try again"
+
+func jobType(job ID) string {
+	if strings.HasPrefix(job.Key, localJobPrefix) {
+		return TypeLocal
+	}
+	return TypeModal
+}
+
 // Disconnected releases everything m held (its log follows).
-func (p *Protocol) Disconnected(m Member) {
-	p.follows.Drop(m.ID())
+func (p *Protocol) Disconnected(ctx context.Context, m Member) {
+	p.follows.Drop(ctx, m.ID())
 }
 
 // id reads and validates data[field]; on failure it returns the error reply.

@@ -1,6 +1,7 @@
 package rooms
 
 import (
+	"context"
 	"encoding/json"
 	"reflect"
 	"slices"
@@ -74,7 +75,7 @@ func TestProtocolHandle(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := NewProtocol(128, NewMemoryFollows())
 			m := &fakeMember{id: "s1"}
-			got := p.Handle(m, tc.event, decode(t, tc.payload))
+			got := p.Handle(context.Background(), m, tc.event, decode(t, tc.payload))
 			if got.Event != tc.wantEvent {
 				t.Fatalf("event = %q, want %q (payload %v)", got.Event, tc.wantEvent, got.Payload)
 			}
@@ -95,12 +96,12 @@ func TestProtocolHandle(t *testing.T) {
 func TestProtocolLeave(t *testing.T) {
 	p := NewProtocol(0, NewMemoryFollows())
 	m := &fakeMember{id: "s1"}
-	p.Handle(m, EventSubscribeProject, decode(t, `{"project_id":"p"}`))
-	p.Handle(m, EventJoinBatch, decode(t, `{"batch_id":7}`))
-	if got := p.Handle(m, EventUnsubscribeProject, decode(t, `{"project_id":"p"}`)); got.Event != ReplyUnsubscribedProject || got.Payload["project_id"] != "p" {
+	p.Handle(context.Background(), m, EventSubscribeProject, decode(t, `{"project_id":"p"}`))
+	p.Handle(context.Background(), m, EventJoinBatch, decode(t, `{"batch_id":7}`))
+	if got := p.Handle(context.Background(), m, EventUnsubscribeProject, decode(t, `{"project_id":"p"}`)); got.Event != ReplyUnsubscribedProject || got.Payload["project_id"] != "p" {
 		t.Fatalf("unsubscribe_project = %+v", got)
 	}
-	if got := p.Handle(m, EventLeaveBatch, decode(t, `{"batch_id":7}`)); got.Event != ReplyLeftBatch || got.Payload["batch_id"] != float64(7) {
+	if got := p.Handle(context.Background(), m, EventLeaveBatch, decode(t, `{"batch_id":7}`)); got.Event != ReplyLeftBatch || got.Payload["batch_id"] != float64(7) {
 		t.Fatalf("leave_batch = %+v", got)
 	}
 	if len(m.rooms) != 0 {
@@ -113,10 +114,10 @@ func TestProtocolLogFollows(t *testing.T) {
 	p := NewProtocol(0, f)
 	a, b := &fakeMember{id: "a"}, &fakeMember{id: "b"}
 	sub := func(m Member) string {
-		return p.Handle(m, EventSubscribeLogs, decode(t, `{"job_id":"j1"}`)).Payload["status"].(string)
+		return p.Handle(context.Background(), m, EventSubscribeLogs, decode(t, `{"job_id":"j1"}`)).Payload["status"].(string)
 	}
 	unsub := func(m Member) string {
-		return p.Handle(m, EventUnsubscribeLogs, decode(t, `{"job_id":"j1"}`)).Event
+		return p.Handle(context.Background(), m, EventUnsubscribeLogs, decode(t, `{"job_id":"j1"}`)).Event
 	}
 	steps := []struct {
 		name string
@@ -130,7 +131,7 @@ func TestProtocolLogFollows(t *testing.T) {
 		{"a leaves twice", func() string { return unsub(a) }, ReplyError},
 		{"still active for b", func() string { return sub(a) }, StatusAlreadyActive},
 		{"a leaves again", func() string { return unsub(a) }, ReplyUnsubscribed},
-		{"b disconnects", func() string { p.Disconnected(b); return "" }, ""},
+		{"b disconnects", func() string { p.Disconnected(context.Background(), b); return "" }, ""},
 		{"job idle: a starts anew", func() string { return sub(a) }, StatusStarted},
 	}
 	for _, s := range steps {
@@ -141,7 +142,7 @@ func TestProtocolLogFollows(t *testing.T) {
 	if !f.Active("j1") {
 		t.Fatal("j1 should be active")
 	}
-	p.Disconnected(a)
+	p.Disconnected(context.Background(), a)
 	if f.Active("j1") {
 		t.Fatal("j1 should be idle after its last follower left")
 	}
@@ -175,7 +176,7 @@ func FuzzHandle(f *testing.F) {
 		}
 		p := NewProtocol(64, NewMemoryFollows())
 		m := &fakeMember{id: "s"}
-		reply := p.Handle(m, events[int(which)%len(events)], []any{v})
+		reply := p.Handle(context.Background(), m, events[int(which)%len(events)], []any{v})
 		if reply.Event == "" {
 			t.Fatal("no reply")
 		}
