@@ -16,6 +16,7 @@ FUZZ_TARGETS := \
 	./rooms:FuzzHandle \
 	./webhook:FuzzServe \
 	./registry:FuzzServe \
+	./publish:FuzzServe \
 	./flaskqueue:FuzzDecodePickle \
 	./flaskqueue:FuzzDecode
 

@@ -34,9 +34,12 @@ import (
 
 	"github.com/meshgen/gateway/bus"
 	"github.com/meshgen/gateway/config"
+	"github.com/meshgen/gateway/flaskbridge"
 	"github.com/meshgen/gateway/gateway"
 	"github.com/meshgen/gateway/health"
 	"github.com/meshgen/gateway/httpapi"
+	"github.com/meshgen/gateway/metrics"
+	"github.com/meshgen/gateway/publish"
 	"github.com/meshgen/gateway/registry"
 	"github.com/meshgen/gateway/rooms"
 	"github.com/meshgen/gateway/signature"
@@ -61,13 +64,16 @@ type App struct {
 // New builds the process from cfg. Nothing listens until Run.
 func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	a := &App{cfg: cfg, log: log, health: &health.Checker{}, consumerErr: make(chan error, 1)}
+	m := metrics.New()
 	var (
 		store   registry.Store
 		follows rooms.Follows = rooms.NewMemoryFollows()
 	)
 	node := nodeID()
+	var rb *bus.Redis
 	if cfg.RedisURL != "" {
-		rb, err := bus.NewRedis(bus.RedisOptions{
+		var err error
+		rb, err = bus.NewRedis(bus.RedisOptions{
 			NodeID:         node,
 			URL:            cfg.RedisURL,
 			Stream:         cfg.RedisStream,
@@ -76,16 +82,19 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 			DedupeWindow:   cfg.DedupeWindow,
 			CanaryInterval: cfg.CanaryInterval,
 			CanaryTimeout:  cfg.CanaryTimeout,
+			OnReconnect:    m.RedisReconnected,
 			Logger:         log,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("app: redis bus: %w", err)
 		}
 		a.bus = rb
+		m.Gauge("gateway_bus_lag_seconds", "How far this node's bus consumer is behind the newest stream entry.", func() float64 { return rb.Lag().Seconds() })
 		store = registry.NewRedis(rb.Client(), rb.Stream(), rb.MaxLen(), cfg.JobTTL)
 		rf := rooms.NewRedisFollows(rb.Client(), cfg.RedisStream, cfg.LogsChannel, node, log.With(slog.String("component", "follows")))
 		follows = rf
 		a.background = append(a.background, rf.Run)
+
 	} else {
 		mb := bus.NewMemory(bus.MemoryOptions{DedupeWindow: cfg.DedupeWindow})
 		a.bus = mb
@@ -105,6 +114,24 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 			ConnectTimeout:  cfg.ConnectTimeout,
 			Protocol:        protocol,
 			Logger:          log.With(slog.String("component", "gateway")),
+			Metrics:         m,
+		})
+	}
+	if rb != nil && cfg.FlaskQueue && a.gw != nil {
+		bridge, err := flaskbridge.New(flaskbridge.Options{
+			Client:  rb.Client(),
+			Channel: cfg.FlaskChannel,
+			Emitter: a.gw,
+			Logger:  log.With(slog.String("component", "flaskbridge")),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("app: flask bridge: %w", err)
+		}
+		a.health.Add("flask_queue", bridge.Health)
+		a.background = append(a.background, func(ctx context.Context) {
+			if err := bridge.Run(ctx); err != nil {
+				log.Error("flask queue bridge stopped", slog.String("error", err.Error()))
+			}
 		})
 	}
 
@@ -117,6 +144,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	e.Use(middleware.Recover())
 	e.Use(middleware.RequestID())
 	e.Use(requestLogger(log))
+	e.Use(m.HTTPMiddleware(webhook.Path, registry.Path, publish.Path))
 	if origins := cfg.AllowedOrigins(); len(origins) > 0 {
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
 			Skipper:          func(c echo.Context) bool { return strings.HasPrefix(c.Path(), gateway.Path) },
@@ -127,6 +155,8 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		}))
 	}
 	a.health.Register(e)
+	m.Register(e)
+	publisher := m.Publisher(a.bus)
 	if a.gw != nil {
 		e.Any(gateway.Path+"*", echo.WrapHandler(a.gw.Handler()))
 	}
@@ -135,7 +165,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 			Verifier:     signature.NewVerifier(cfg.ModalWebhookSecrets),
 			MaxBodyBytes: cfg.WebhookMaxBodyBytes,
 			MaxIDLength:  cfg.MaxIDLength,
-			Publisher:    a.bus,
+			Publisher:    publisher,
 			Resolver:     store,
 			Batches:      store,
 			Logger:       log.With(slog.String("component", "webhook")),
@@ -150,6 +180,18 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 			}).Register(e)
 		} else {
 			log.Warn("GATEWAY_JOBS_SECRET is not set: POST /api/jobs is disabled (production)")
+		}
+		if len(cfg.EventsSecrets) > 0 || cfg.Development() {
+			publish.New(publish.Config{
+				Verifier:     signature.NewVerifier(cfg.EventsSecrets),
+				MaxBodyBytes: cfg.WebhookMaxBodyBytes,
+				MaxIDLength:  cfg.MaxIDLength,
+				ExtraEvents:  cfg.ExtraEvents,
+				Publisher:    publisher,
+				Logger:       log.With(slog.String("component", "publish")),
+			}).Register(e)
+		} else {
+			log.Warn("GATEWAY_EVENTS_SECRET is not set: POST /api/events is disabled (production)")
 		}
 	}
 	a.echo = e
@@ -283,7 +325,7 @@ func requestLogger(log *slog.Logger) echo.MiddlewareFunc {
 	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
 		Skipper: func(c echo.Context) bool {
 			p := c.Request().URL.Path
-			return strings.HasPrefix(p, gateway.Path) || p == health.LivePath || p == health.ReadyPath || p == health.HealthzPath
+			return strings.HasPrefix(p, gateway.Path) || p == health.LivePath || p == health.ReadyPath || p == health.HealthzPath || p == metrics.Path
 		},
 		LogStatus:    true,
 		LogURIPath:   true,

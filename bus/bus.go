@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"time"
 )
 
 // Sentinel errors of the bus.
@@ -51,6 +52,13 @@ type Event struct {
 	// returns ErrDuplicate. The check and the store are one atomic step, so
 	// a failed publish never marks its key as seen.
 	DedupeKey string `json:"-"`
+	// ReceivedAt is when the producer received the request that made this
+	// event (zero when unknown); it travels with the event so the consuming
+	// node can measure webhook-to-emit latency.
+	ReceivedAt time.Time `json:"-"`
+	// PublishedAt is set by the bus on consumption: when the event was
+	// stored.
+	PublishedAt time.Time `json:"-"`
 }
 
 // Validate reports whether e can be published.

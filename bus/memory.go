@@ -78,6 +78,7 @@ func (m *Memory) Publish(ctx context.Context, e Event) error {
 		return ErrDuplicate
 	}
 	e.ID = strconv.FormatUint(m.seq.Add(1), 10)
+	e.PublishedAt = time.Now()
 	select {
 	case m.queue <- e:
 		return nil

@@ -76,6 +76,9 @@ type RedisOptions struct {
 	// NodeID names this node in canaries and logs. Zero means
 	// hostname-random.
 	NodeID string
+	// OnReconnect, when set, is called each time the consumer gets Redis back
+	// after losing it (for metrics).
+	OnReconnect func()
 	// Logger is required.
 	Logger *slog.Logger
 }
@@ -98,6 +101,7 @@ type Redis struct {
 	canarySent time.Time  // when the oldest canary not yet read back was written
 	canaryRead uint64     // last own canary read back
 	pending    bool       // a canary is out and not yet read back
+	newestID   string     // newest stream id seen by the canary loop
 }
 
 var (
@@ -203,6 +207,8 @@ type storedEvent struct {
 	Rooms     []string        `json:"r,omitempty"`
 	Broadcast bool            `json:"b,omitempty"`
 	Payload   json.RawMessage `json:"p"`
+	// Received is Event.ReceivedAt in Unix milliseconds (0 when unknown).
+	Received int64 `json:"t,omitempty"`
 }
 
 // Publish stores e in the stream. It returns nil only once Redis has the
@@ -215,7 +221,11 @@ func (r *Redis) Publish(ctx context.Context, e Event) error {
 	if r.closed.Load() {
 		return ErrClosed
 	}
-	entry, err := json.Marshal(storedEvent{e.Name, e.Rooms, e.Broadcast, e.Payload})
+	var received int64
+	if !e.ReceivedAt.IsZero() {
+		received = e.ReceivedAt.UnixMilli()
+	}
+	entry, err := json.Marshal(storedEvent{e.Name, e.Rooms, e.Broadcast, e.Payload, received})
 	if err != nil {
 		return fmt.Errorf("bus: encode %s: %w", e.Name, err)
 	}
@@ -360,7 +370,14 @@ func (r *Redis) deliver(msg redis.XMessage, h Handler) {
 		r.log.Error("stream entry does not decode: skipped", slog.String("id", msg.ID), slog.String("error", err.Error()))
 		return
 	}
-	h(Event{ID: msg.ID, Name: se.Name, Rooms: se.Rooms, Broadcast: se.Broadcast, Payload: se.Payload})
+	ev := Event{ID: msg.ID, Name: se.Name, Rooms: se.Rooms, Broadcast: se.Broadcast, Payload: se.Payload}
+	if ms, _ := splitID(msg.ID); ms > 0 {
+		ev.PublishedAt = time.UnixMilli(int64(ms))
+	}
+	if se.Received > 0 {
+		ev.ReceivedAt = time.UnixMilli(se.Received)
+	}
+	h(ev)
 }
 
 // failed records a consumer error, logging only the first of a run.
@@ -378,6 +395,9 @@ func (r *Redis) recovered(ctx context.Context, last string) {
 		return
 	}
 	r.log.Info("redis back: consumer resumed", slog.String("from_id", last))
+	if r.opts.OnReconnect != nil {
+		r.opts.OnReconnect()
+	}
 	info, err := r.client.XInfoStream(ctx, r.opts.Stream).Result()
 	if err == nil && info.MaxDeletedEntryID != "" && compareIDs(info.MaxDeletedEntryID, last) > 0 {
 		r.log.Error("events were trimmed from the stream before this node read them: they are lost for its clients",
@@ -417,6 +437,20 @@ func (r *Redis) canaries(ctx context.Context) {
 	}
 }
 
+// Lag is how far this node's consumer is behind the stream: the time
+// between the newest entry (as of the last canary round) and the last entry
+// delivered here. Zero when caught up or unknown.
+func (r *Redis) Lag() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.newestID == "" || r.lastID == "" || compareIDs(r.newestID, r.lastID) <= 0 {
+		return 0
+	}
+	newest, _ := splitID(r.newestID)
+	last, _ := splitID(r.lastID)
+	return time.Duration(newest-last) * time.Millisecond
+}
+
 func (r *Redis) writeCanary(ctx context.Context) {
 	r.mu.Lock()
 	r.canarySeq++
@@ -426,12 +460,19 @@ func (r *Redis) writeCanary(ctx context.Context) {
 		r.canarySent = time.Now()
 	}
 	r.mu.Unlock()
-	err := r.client.XAdd(ctx, &redis.XAddArgs{
+	// The canary's own id is the stream's newest entry now: what the
+	// consumer must reach to be caught up (Lag).
+	id, err := r.client.XAdd(ctx, &redis.XAddArgs{
 		Stream: r.opts.Stream,
 		MaxLen: r.opts.MaxLen,
 		Approx: true,
 		Values: []string{fieldCanary, r.opts.NodeID + "/" + strconv.FormatUint(seq, 10)},
-	}).Err()
+	}).Result()
+	if err == nil {
+		r.mu.Lock()
+		r.newestID = id
+		r.mu.Unlock()
+	}
 	if err != nil && ctx.Err() == nil {
 		r.log.Debug("canary not written", slog.String("error", err.Error()))
 	}

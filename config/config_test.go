@@ -102,6 +102,8 @@ func TestLoadInvalid(t *testing.T) {
 		{"socket role without redis", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_ROLE": "socket"}, nil, "needs redis-url (REDIS_URL)"},
 		{"drain not shorter than shutdown", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_DRAIN_WINDOW": "30s"}, nil, "drain-window (GATEWAY_DRAIN_WINDOW)"},
 		{"canary timeout too short", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_CANARY_TIMEOUT": "1s"}, nil, "canary-timeout"},
+		{"extra event reserved", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_EXTRA_EVENTS": "disconnect"}, nil, "reserved by Socket.IO"},
+		{"extra event of the protocol", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_EXTRA_EVENTS": "log_line"}, nil, "already a protocol event"},
 		{"extra event with space", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_EXTRA_EVENTS": "ok,bad name"}, nil, `extra-events (GATEWAY_EXTRA_EVENTS) = "bad name"`},
 	}
 	for _, tc := range tests {

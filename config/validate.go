@@ -104,6 +104,12 @@ func (c Config) Validate() error {
 		if strings.ContainsFunc(name, func(r rune) bool { return r < 0x21 || r == 0x7f }) || len(name) > 64 {
 			return invalid("extra-events", name, "event names are 1-64 printable characters without spaces")
 		}
+		switch name {
+		case "log_line", "job_progress", "batch_status", "job_completed", "job_failed":
+			return invalid("extra-events", name, "already a protocol event")
+		case "connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener":
+			return invalid("extra-events", name, "reserved by Socket.IO")
+		}
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
 	"github.com/meshgen/gateway/bus"
+	"github.com/meshgen/gateway/metrics"
 	"github.com/meshgen/gateway/rooms"
 )
 
@@ -54,6 +55,8 @@ type Options struct {
 	Protocol *rooms.Protocol
 	// Logger is required.
 	Logger *slog.Logger
+	// Metrics, when set, counts client events, emits and deliveries.
+	Metrics *metrics.Metrics
 
 	// disableGate turns the handshake gate off; only tests use it, to show
 	// that the race it closes is real.
@@ -112,6 +115,9 @@ func New(opts Options) *Server {
 	}
 	s.io.Bind(s.eio)
 	_ = s.io.On("connection", s.onConnection)
+	if opts.Metrics != nil {
+		s.registerGauges(opts.Metrics)
+	}
 	return s
 }
 
@@ -127,6 +133,8 @@ func (s *Server) Clients() int64 { return s.clients.Load() }
 func (s *Server) Deliver(e bus.Event) {
 	if e.Broadcast {
 		_ = s.io.Sockets().Emit(e.Name, e.Payload)
+		s.opts.Metrics.Emitted(e.Name, int(s.clients.Load()))
+		s.opts.Metrics.Consumed(e, time.Now())
 		return
 	}
 	targets := make([]socket.Room, len(e.Rooms))
@@ -134,6 +142,47 @@ func (s *Server) Deliver(e bus.Event) {
 		targets[i] = socket.Room(r)
 	}
 	_ = s.io.To(targets...).Emit(e.Name, e.Payload)
+	if s.opts.Metrics != nil {
+		s.opts.Metrics.Emitted(e.Name, s.roomMembers(targets))
+		s.opts.Metrics.Consumed(e, time.Now())
+	}
+}
+
+// roomMembers counts the clients in rooms (a client in two of them counts
+// twice; events name one room in practice).
+func (s *Server) roomMembers(rooms []socket.Room) int {
+	n := 0
+	all := s.io.Sockets().Adapter().Rooms()
+	for _, r := range rooms {
+		if members, ok := all.Load(r); ok {
+			n += members.Len()
+		}
+	}
+	return n
+}
+
+// registerGauges exposes the connection and room gauges.
+func (s *Server) registerGauges(m *metrics.Metrics) {
+	m.GaugeVec("gateway_socket_clients", "Connected Socket.IO clients by transport.", "transport", func() map[string]float64 {
+		out := map[string]float64{"websocket": 0, "polling": 0}
+		s.io.Sockets().Sockets().Range(func(_ socket.SocketId, sock *socket.Socket) bool {
+			if t := sock.Conn().Transport(); t != nil {
+				out[t.Name()]++
+			}
+			return true
+		})
+		return out
+	})
+	m.Gauge("gateway_socket_rooms", "Rooms with at least one client on this node (socket-id rooms excluded).", func() float64 {
+		n := 0
+		s.io.Sockets().Adapter().Rooms().Range(func(r socket.Room, members *types.Set[socket.SocketId]) bool {
+			if !members.Has(socket.SocketId(r)) {
+				n++
+			}
+			return true
+		})
+		return float64(n)
+	})
 }
 
 // Close disconnects every client at the transport level (socket.io-client
@@ -187,6 +236,11 @@ func (s *Server) onEvent(sock *socket.Socket, m member, args []any) {
 			ack = a
 			args = args[:n-1]
 		}
+	}
+	if rooms.Handles(event) {
+		s.opts.Metrics.ClientEvent(event)
+	} else {
+		s.opts.Metrics.ClientEvent("other")
 	}
 	if !rooms.Handles(event) {
 		s.log.Debug("unknown client event", slog.String("event", event), slog.String("sid", m.ID()))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -109,7 +110,8 @@ func (h *Handler) Register(e *echo.Echo) {
 // Serve handles one webhook request.
 func (h *Handler) Serve(c echo.Context) error {
 	ctx := c.Request().Context()
-	log := h.cfg.Logger.With(slog.String("route", Path))
+	received := time.Now()
+	log := h.cfg.Logger.With(slog.String("route", Path), slog.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)))
 
 	body, err := httpapi.ReadBody(c, h.cfg.MaxBodyBytes)
 	if err != nil {
@@ -143,6 +145,7 @@ func (h *Handler) Serve(c echo.Context) error {
 		return echo.NewHTTPError(http.StatusInternalServerError, "Event encoding failed").SetInternal(err)
 	}
 	event.DedupeKey = DedupeKey(n)
+	event.ReceivedAt = received
 	err = h.cfg.Publisher.Publish(ctx, event)
 	duplicate := errors.Is(err, bus.ErrDuplicate)
 	if err != nil && !duplicate {

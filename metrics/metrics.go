@@ -1,0 +1,193 @@
+// Package metrics defines the gateway's Prometheus metrics, served on
+// /metrics. Names follow gateway_<subsystem>_<name>_<unit>; README.md
+// documents each one. Methods on a nil *Metrics do nothing, so parts can be
+// used without metrics (tests).
+package metrics
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/meshgen/gateway/bus"
+)
+
+// Path serves the metrics.
+const Path = "/metrics"
+
+// Metrics holds every collector of one process.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	clientEvents    *prometheus.CounterVec
+	emitted         *prometheus.CounterVec
+	deliveries      prometheus.Counter
+	httpRequests    *prometheus.CounterVec
+	busPublish      *prometheus.HistogramVec
+	busConsumeLag   prometheus.Histogram
+	redisReconnects prometheus.Counter
+	webhookToEmit   prometheus.Histogram
+}
+
+// latencyBuckets span 0.5 ms to 10 s.
+var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// New returns the metrics, registered with a registry of their own (plus
+// the Go runtime and process collectors).
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		clientEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_socket_client_events_received_total", Help: "Client events received, by event name (unknown names counted as \"other\").",
+		}, []string{"event"}),
+		emitted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_socket_events_emitted_total", Help: "Server events emitted to rooms by this node, by event name.",
+		}, []string{"event"}),
+		deliveries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gateway_socket_deliveries_total", Help: "Event deliveries to clients of this node (one per client reached).",
+		}),
+		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_http_requests_total", Help: "Producer HTTP requests (webhook, publish API, job registry) by route and status code.",
+		}, []string{"route", "code"}),
+		busPublish: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "gateway_bus_publish_duration_seconds", Help: "Time to publish one event onto the bus, by outcome (ok, duplicate, unavailable, error).", Buckets: latencyBuckets,
+		}, []string{"outcome"}),
+		busConsumeLag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "gateway_bus_consume_lag_seconds", Help: "Time from an event's publish to its consumption by this node.", Buckets: latencyBuckets,
+		}),
+		redisReconnects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gateway_redis_reconnects_total", Help: "Times this node's bus consumer got Redis back after losing it.",
+		}),
+		webhookToEmit: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "gateway_webhook_to_emit_seconds", Help: "Time from receiving a webhook (on any node) to emitting its event on this node.", Buckets: latencyBuckets,
+		}),
+	}
+	m.reg.MustRegister(m.clientEvents, m.emitted, m.deliveries, m.httpRequests, m.busPublish, m.busConsumeLag, m.redisReconnects, m.webhookToEmit,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Gauge registers a gauge whose value is read from f at scrape time.
+func (m *Metrics) Gauge(name, help string, f func() float64) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+}
+
+// GaugeVec registers a labelled gauge whose values are read from f at
+// scrape time (label value -> value).
+func (m *Metrics) GaugeVec(name, help, label string, f func() map[string]float64) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(&funcVec{desc: prometheus.NewDesc(name, help, []string{label}, nil), f: f})
+}
+
+type funcVec struct {
+	desc *prometheus.Desc
+	f    func() map[string]float64
+}
+
+func (v *funcVec) Describe(ch chan<- *prometheus.Desc) { ch <- v.desc }
+func (v *funcVec) Collect(ch chan<- prometheus.Metric) {
+	for label, value := range v.f() {
+		ch <- prometheus.MustNewConstMetric(v.desc, prometheus.GaugeValue, value, label)
+	}
+}
+
+// Register serves /metrics on e.
+func (m *Metrics) Register(e *echo.Echo) {
+	e.GET(Path, echo.WrapHandler(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})))
+}
+
+// Handler returns the /metrics handler.
+func (m *Metrics) Handler() http.Handler { return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}) }
+
+// ClientEvent counts one client event.
+func (m *Metrics) ClientEvent(name string) {
+	if m != nil {
+		m.clientEvents.WithLabelValues(name).Inc()
+	}
+}
+
+// Emitted counts one event emitted to n clients of this node.
+func (m *Metrics) Emitted(name string, n int) {
+	if m != nil {
+		m.emitted.WithLabelValues(name).Inc()
+		m.deliveries.Add(float64(n))
+	}
+}
+
+// Consumed records a consumed event's lag since its publish and, for
+// events that came from a webhook, the time since its receipt.
+func (m *Metrics) Consumed(e bus.Event, now time.Time) {
+	if m == nil {
+		return
+	}
+	if !e.PublishedAt.IsZero() {
+		m.busConsumeLag.Observe(max(0, now.Sub(e.PublishedAt).Seconds()))
+	}
+	if !e.ReceivedAt.IsZero() {
+		m.webhookToEmit.Observe(max(0, now.Sub(e.ReceivedAt).Seconds()))
+	}
+}
+
+// RedisReconnected counts one recovery of the bus consumer.
+func (m *Metrics) RedisReconnected() {
+	if m != nil {
+		m.redisReconnects.Inc()
+	}
+}
+
+// HTTPMiddleware counts producer requests by route and status code.
+func (m *Metrics) HTTPMiddleware(routes ...string) echo.MiddlewareFunc {
+	known := map[string]bool{}
+	for _, r := range routes {
+		known[r] = true
+	}
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			err := next(c)
+			if m == nil || !known[c.Path()] {
+				return err
+			}
+			code := c.Response().Status
+			var he *echo.HTTPError
+			if err != nil {
+				code = http.StatusInternalServerError
+				if asHTTPError(err, &he) {
+					code = he.Code
+				}
+			}
+			m.httpRequests.WithLabelValues(c.Path(), strconv.Itoa(code)).Inc()
+			return err
+		}
+	}
+}
+
+// Publisher wraps pub, timing every publish by outcome.
+func (m *Metrics) Publisher(pub bus.Publisher) bus.Publisher {
+	if m == nil {
+		return pub
+	}
+	return &timedPublisher{pub: pub, h: m.busPublish}
+}
+
+type timedPublisher struct {
+	pub bus.Publisher
+	h   *prometheus.HistogramVec
+}
+
+func (t *timedPublisher) Publish(ctx context.Context, e bus.Event) error {
+	start := time.Now()
+	err := t.pub.Publish(ctx, e)
+	t.h.WithLabelValues(outcome(err)).Observe(time.Since(start).Seconds())
+	return err
+}
