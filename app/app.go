@@ -16,14 +16,11 @@ package app
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -69,7 +66,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		store   registry.Store
 		follows rooms.Follows = rooms.NewMemoryFollows()
 	)
-	node := nodeID()
+	node := bus.NewNodeID()
 	var rb *bus.Redis
 	if cfg.RedisURL != "" {
 		var err error
@@ -349,17 +346,6 @@ func requestLogger(log *slog.Logger) echo.MiddlewareFunc {
 			return nil
 		},
 	})
-}
-
-// nodeID names this process in the cluster: host name and a random suffix.
-func nodeID() string {
-	host, _ := os.Hostname()
-	if host == "" {
-		host = "node"
-	}
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return host + "-" + hex.EncodeToString(b)
 }
 
 func containsStar(origins []string) bool {

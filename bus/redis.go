@@ -138,7 +138,7 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 		opts.CanaryTimeout = DefaultCanaryTimeout
 	}
 	if opts.NodeID == "" {
-		opts.NodeID = defaultNodeID()
+		opts.NodeID = NewNodeID()
 	}
 	return &Redis{
 		client: client,
@@ -577,7 +577,9 @@ func cmpU(a, b uint64) int {
 	return 0
 }
 
-func defaultNodeID() string {
+// NewNodeID names a process in the cluster: its host name and a random
+// suffix (pods restarted under one name stay distinct).
+func NewNodeID() string {
 	host, _ := os.Hostname()
 	if host == "" {
 		host = "node"

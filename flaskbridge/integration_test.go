@@ -91,7 +91,13 @@ func (r *running) publish(t *testing.T, payload []byte, subscribers int64) {
 
 func (r *running) waitReceived(t *testing.T, n uint64) {
 	t.Helper()
-	waitFor(t, "messages received", waitLong, func() bool { return r.b.Stats().Received >= n })
+	// Received counts a message on arrival; wait until n have also been
+	// handled (each is counted in exactly one outcome after the Emitter
+	// call), so the fake Emitter's calls are complete.
+	waitFor(t, "messages handled", waitLong, func() bool {
+		s := r.b.Stats()
+		return s.Received >= n && s.Emitted+s.Applied+s.Ignored+s.Dropped.Total() >= n
+	})
 }
 
 // (a) JSON exactly as python-socketio >= 5.14 publishes it.
