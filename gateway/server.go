@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/zishang520/socket.io/servers/engine/v3"
+	"github.com/zishang520/socket.io/servers/engine/v3/transports"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
@@ -61,6 +62,9 @@ type Options struct {
 	// disableGate turns the handshake gate off; only tests use it, to show
 	// that the race it closes is real.
 	disableGate bool
+	// libraryWebSocket serves WebSocket with the library's own transport;
+	// only benchmarks use it, as the reference run.
+	libraryWebSocket bool
 }
 
 // Server is the Socket.IO side of the gateway.
@@ -106,6 +110,11 @@ func New(opts Options) *Server {
 	so.SetAllowEIO3(false)
 	so.SetCors(s.cors())
 	so.SetAllowRequest(s.allowRequest)
+	// Long-polling as the library ships it; WebSocket through the gateway's
+	// transport, which frames each broadcast once (wstransport.go).
+	if !opts.libraryWebSocket {
+		so.SetTransports(types.NewSet[transports.TransportCtor](&transports.PollingBuilder{}, &wsBuilder{frames: &frameCache{}}))
+	}
 
 	s.io = socket.NewServer(nil, so)
 	s.eio = engine.NewServer(so)

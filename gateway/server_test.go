@@ -18,7 +18,7 @@ import (
 	"github.com/meshgen/gateway/rooms"
 )
 
-func newTestServer(t *testing.T, opts Options) (*Server, string) {
+func newTestServer(t testing.TB, opts Options) (*Server, string) {
 	t.Helper()
 	opts.Protocol = rooms.NewProtocol(0, rooms.NewMemoryFollows())
 	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -36,11 +36,11 @@ func newTestServer(t *testing.T, opts Options) (*Server, string) {
 // rawClient speaks Engine.IO/Socket.IO frames directly, so a test can send
 // packets without waiting for the server, which no library client does.
 type rawClient struct {
-	t    *testing.T
+	t    testing.TB
 	conn *websocket.Conn
 }
 
-func dial(t *testing.T, url string) *rawClient {
+func dial(t testing.TB, url string) *rawClient {
 	t.Helper()
 	conn, _, err := websocket.DefaultDialer.Dial(url, nil)
 	if err != nil {
