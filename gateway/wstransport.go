@@ -41,10 +41,12 @@ import (
 // wsBuilder registers wsTransport as the engine's "websocket" transport.
 type wsBuilder struct{ frames *frameCache }
 
-func (b *wsBuilder) New(ctx *types.HttpContext) transports.Transport { return newWSTransport(ctx, b.frames) }
-func (*wsBuilder) Name() string                                      { return transports.WEBSOCKET }
-func (*wsBuilder) HandlesUpgrades() bool                             { return true }
-func (*wsBuilder) UpgradesTo() []string                              { return nil }
+func (b *wsBuilder) New(ctx *types.HttpContext) transports.Transport {
+	return newWSTransport(ctx, b.frames)
+}
+func (*wsBuilder) Name() string          { return transports.WEBSOCKET }
+func (*wsBuilder) HandlesUpgrades() bool { return true }
+func (*wsBuilder) UpgradesTo() []string  { return nil }
 
 var _ transports.TransportCtor = (*wsBuilder)(nil)
 
