@@ -16,6 +16,12 @@
 // library calls only after the namespace is registered. Nothing is dropped or
 // reordered: the reader simply waits, bounded by the connect timeout.
 //
+// WebSocket transport (wstransport.go): the gateway replaces the library's
+// WebSocket transport through the engine's SetTransports option. It reads
+// as the library does; it writes each broadcast's frame once and hands every
+// recipient the same bytes (one writev per flush), where the library builds
+// a gorilla PreparedMessage per recipient. Long-polling is the library's.
+//
 // Concurrency: the library calls a socket's event handlers one at a time, in
 // arrival order; Deliver may be called from any goroutine.
 package gateway
