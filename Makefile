@@ -72,7 +72,15 @@ deploy-check: build ## validate the Kubernetes manifests offline and lint the Do
 	deploy/lint-dockerfile.sh
 
 .PHONY: test
-test: check fuzz e2e deploy-check ## everything: gofmt, vet, race unit tests, short fuzzing, end-to-end, manifests
+test: check fuzz e2e deploy-check bench-smoke ## everything: gofmt, vet, race unit tests, short fuzzing, end-to-end, manifests, load smoke
+
+.PHONY: bench
+bench: ## full load comparison (gateway, node socket.io, Flask-SocketIO); writes docs/benchmarks.md and .png
+	cd test/load && ./run.sh -out $(CURDIR)/docs
+
+.PHONY: bench-smoke
+bench-smoke: ## the load harness's unit tests and a few seconds of it against the gateway: fails on any loss or protocol error
+	cd test/load && go vet ./... && go test -race -count=1 ./... && ./run.sh -smoke
 
 .PHONY: bench-go
 bench-go: ## Go micro-benchmarks of the hot paths

@@ -1,0 +1,252 @@
+// Command loadgen drives one load scenario against a running Socket.IO
+// server (the gateway or a peer) and prints JSON lines: one record per
+// step or stage, then a "result" record with the headline figures and the
+// loss accounting. It speaks Engine.IO v4 / Socket.IO v5 itself.
+//
+//	loadgen -scenario fanout -url http://127.0.0.1:5000 -pid 1234 -clients 1000
+//
+// Every scenario is bounded by -max-duration; targets must be loopback.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/meshgen/gateway/test/load/internal/scenario"
+)
+
+func main() { os.Exit(run()) }
+
+func run() int {
+	var (
+		scen        = flag.String("scenario", "fanout", "idle, fanout, burst, rooms, e2e or ingest")
+		label       = flag.String("label", "server", "server name written in every record")
+		urls        = flag.String("url", "http://127.0.0.1:5000", "server base URL(s), comma-separated: clients are spread round-robin, events go to the first (cluster hook)")
+		pids        = flag.String("pid", "", "server PID(s), comma-separated, for CPU and RSS from /proc")
+		src         = flag.String("source", "webhook", "event source: webhook (signed Modal webhooks), publish (POST /api/events, provisional), emitter (peers' /_bench/emit)")
+		secret      = flag.String("secret", "", "MODAL_WEBHOOK_SECRET of the server (empty: unsigned)")
+		clients     = flag.Int("clients", 1000, "clients (fanout, burst, rooms, e2e)")
+		polling     = flag.Float64("polling-share", 0, "share of clients on HTTP long-polling (0..1)")
+		rooms       = flag.Int("rooms", 1, "project rooms; client i subscribes to p<i % rooms>")
+		joinBatch   = flag.Bool("join-batch", false, "clients also emit join_batch on connect")
+		stages      = flag.String("stages", "1000,10000", "idle: cumulative client counts")
+		settle      = flag.Duration("settle", 2*time.Second, "idle: wait after a connect wave")
+		window      = flag.Duration("idle-window", 10*time.Second, "idle: CPU measuring window")
+		rates       = flag.String("rates", "", "events/s per step (fanout: deliveries/s targets when -rates-are-deliveries)")
+		ratesDeliv  = flag.Bool("rates-are-deliveries", false, "fanout: -rates are deliveries/s targets (divided by the clients)")
+		step        = flag.Duration("step", 4*time.Second, "sending time of one step")
+		knee        = flag.Bool("stop-at-knee", true, "fanout, rooms: stop after the first step whose p99 exceeds -p99-limit")
+		p99Limit    = flag.Duration("p99-limit", 50*time.Millisecond, "the knee's p99 bound")
+		burstEvents = flag.Int("burst-events", 200, "burst: events per burst")
+		burstRep    = flag.Int("burst-repeats", 3, "burst: bursts")
+		ingestDur   = flag.Duration("ingest-duration", 5*time.Second, "ingest: measuring time")
+		ingestConns = flag.Int("ingest-conns", 32, "ingest: keep-alive connections")
+		workers     = flag.Int("workers", 64, "concurrent event posts")
+		connConc    = flag.Int("connect-concurrency", 200, "handshakes in flight")
+		srcIPs      = flag.Int("source-ips", 0, "spread websocket clients over 127.0.0.2..(1+N) source addresses (0: off)")
+		maxDur      = flag.Duration("max-duration", 10*time.Minute, "hard bound of the whole run")
+		quiet       = flag.Float64("quiet-threshold", 50, "other processes' CPU (% of one core) under which the machine counts as quiet (knee retries wait for it, up to 30 s)")
+		strict      = flag.Bool("strict", false, "exit 1 on any loss, duplicate, protocol error, connect error or HTTP error")
+	)
+	flag.Parse()
+
+	var urlList []string
+	for _, u := range strings.Split(*urls, ",") {
+		u = strings.TrimRight(strings.TrimSpace(u), "/")
+		if err := loopbackOnly(u); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			return 2
+		}
+		urlList = append(urlList, u)
+	}
+	var pidList []int
+	for _, p := range strings.Split(*pids, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			n, err := strconv.Atoi(p)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "loadgen: bad -pid:", p)
+				return 2
+			}
+			pidList = append(pidList, n)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), *maxDur)
+	defer cancel()
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	var outMu sync.Mutex
+	enc := json.NewEncoder(os.Stdout)
+	emit := func(rec any) {
+		outMu.Lock()
+		defer outMu.Unlock()
+		if err := enc.Encode(rec); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen: encode:", err)
+		}
+	}
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05.000 ")+format+"\n", args...)
+	}
+
+	n := *clients
+	if *scen == "ingest" {
+		n = 0
+	}
+	stageList, err := ints(*stages)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen: bad -stages:", err)
+		return 2
+	}
+	if *scen == "idle" && len(stageList) > 0 {
+		n = stageList[len(stageList)-1]
+	}
+	h, err := scenario.New(scenario.Config{
+		Label: *label, URLs: urlList, PIDs: pidList, Source: *src, Secret: *secret,
+		Clients: n, PollingShare: *polling, Rooms: *rooms, JoinBatch: *joinBatch,
+		ConnectConcurrency: *connConc, SourceIPs: *srcIPs, Workers: *workers, QuietThreshold: *quiet,
+		Emit: emit, Logf: logf,
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		return 2
+	}
+
+	rateList, err := floats(*rates)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen: bad -rates:", err)
+		return 2
+	}
+	connect := func() bool {
+		cr := h.Connect(ctx, n)
+		emit(map[string]any{"type": "connect", "server": *label, "scenario": *scen, "connect": cr})
+		logf("%s %s: %d/%d clients connected and subscribed in %.2fs (%.0f/s), %d errors",
+			*label, *scen, cr.Connected, n, cr.Seconds, cr.PerSecond, cr.Errors)
+		return cr.Connected > 0
+	}
+
+	var res scenario.Result
+	switch *scen {
+	case "idle":
+		res = scenario.Idle(ctx, h, scenario.IdleParams{Stages: stageList, Settle: *settle, Window: *window})
+	case "fanout", "rooms", "e2e":
+		if len(rateList) == 0 {
+			fmt.Fprintln(os.Stderr, "loadgen: -rates is required")
+			return 2
+		}
+		if !connect() {
+			res = scenario.Result{Type: "result", Label: *label, Scenario: *scen}
+			t := h.Finish(*scen)
+			res.Totals = &t
+			break
+		}
+		p := scenario.SteppedParams{Name: *scen, Step: *step, P99Limit: *p99Limit, Pause: 300 * time.Millisecond}
+		switch *scen {
+		case "fanout":
+			p.Choose = scenario.FanoutChooser()
+			p.StopAtKnee = *knee
+			if *ratesDeliv {
+				for i := range rateList {
+					rateList[i] /= float64(h.Connected())
+				}
+			}
+		case "rooms":
+			p.Choose = scenario.MixedChooser(*rooms)
+			p.StopAtKnee = *knee
+		case "e2e":
+			p.Choose = scenario.UniformChooser(*rooms)
+		}
+		p.Rates = rateList
+		res = scenario.Stepped(ctx, h, p)
+	case "burst":
+		if !connect() {
+			t := h.Finish(*scen)
+			res = scenario.Result{Type: "result", Label: *label, Scenario: *scen, Totals: &t}
+			break
+		}
+		res = scenario.Burst(ctx, h, *burstEvents, *burstRep)
+	case "ingest":
+		res = scenario.Ingest(ctx, h, scenario.IngestParams{Duration: *ingestDur, Conns: *ingestConns})
+	default:
+		fmt.Fprintln(os.Stderr, "loadgen: unknown -scenario", *scen)
+		return 2
+	}
+	if ctx.Err() != nil {
+		res.Notes = append(res.Notes, "stopped early: "+ctx.Err().Error())
+	}
+	emit(res)
+	if t := res.Totals; t != nil {
+		logf("%s %s: ok=%v lost=%d duplicates=%d unparsed=%d http_errors=%d connect_errors=%d disconnects=%d protocol_errors=%d",
+			*label, *scen, res.OK, t.Lost, t.Duplicates, t.Unparsed, t.HTTPErrors, t.ConnectErrors, t.Disconnects, t.ProtocolErrors)
+		for _, s := range t.ErrorSamples {
+			logf("  %s", s)
+		}
+	}
+	if *strict && !res.OK {
+		return 1
+	}
+	return 0
+}
+
+// loopbackOnly refuses any target that is not a loopback address.
+func loopbackOnly(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("target %q is not a loopback address: load tests target 127.0.0.1 only", raw)
+	}
+	return nil
+}
+
+func ints(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		f = strings.ReplaceAll(strings.ToLower(f), "k", "000")
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func floats(s string) ([]float64, error) {
+	var out []float64
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		mul := 1.0
+		if strings.HasSuffix(strings.ToLower(f), "k") {
+			mul, f = 1000, f[:len(f)-1]
+		}
+		v, err := strconv.ParseFloat(f, 64)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v*mul)
+	}
+	return out, nil
+}

@@ -1,0 +1,203 @@
+// Package peers starts the servers under test (the gateway and its peers,
+// node socket.io and Flask-SocketIO) on free loopback ports, installs the
+// peers when missing, and stops them.
+package peers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// Names of the servers.
+const (
+	Gateway = "gateway"
+	Node    = "node"
+	Flask   = "flask"
+)
+
+// Python is Debian's interpreter, the one with python3-flask-socketio.
+const Python = "/usr/bin/python3"
+
+// Env locates what the servers need.
+type Env struct {
+	ModuleDir  string // test/load
+	GatewayBin string // the built gateway
+	Secret     string // MODAL_WEBHOOK_SECRET of every server
+	RedisURL   string // gateway only, for clusters (empty: single node)
+	LogDir     string // server stderr goes to LogDir/<name>-<tag>.log
+}
+
+// Server is one running server process.
+type Server struct {
+	Name string
+	URL  string
+	Port int
+	cmd  *exec.Cmd
+	log  *os.File
+	done chan struct{}
+	err  error
+}
+
+// PID of the server process.
+func (s *Server) PID() int { return s.cmd.Process.Pid }
+
+// FreePort asks the kernel for a free loopback port.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Start launches server name on a free port and waits until it answers.
+func Start(ctx context.Context, env Env, name, tag string) (*Server, error) {
+	port, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	var cmd *exec.Cmd
+	common := []string{"PORT=" + strconv.Itoa(port), "MODAL_WEBHOOK_SECRET=" + env.Secret}
+	switch name {
+	case Gateway:
+		cmd = exec.Command(env.GatewayBin)
+		cmd.Env = append(os.Environ(), common...)
+		cmd.Env = append(cmd.Env, "GATEWAY_ENV=development", "GATEWAY_HOST=127.0.0.1", "GATEWAY_LOG_LEVEL=warn",
+			"GATEWAY_EVENTS_SECRET="+env.Secret)
+		if env.RedisURL != "" {
+			cmd.Env = append(cmd.Env, "REDIS_URL="+env.RedisURL)
+		}
+	case Node:
+		cmd = exec.Command("node", filepath.Join(env.ModuleDir, "peers/node/server.js"))
+		cmd.Env = append(os.Environ(), common...)
+		cmd.Env = append(cmd.Env, "HOST=127.0.0.1", "BENCH_EMITTER=1", "NODE_ENV=production")
+	case Flask:
+		cmd = exec.Command(Python, filepath.Join(env.ModuleDir, "peers/flask/server.py"))
+		cmd.Env = append(os.Environ(), common...)
+		cmd.Env = append(cmd.Env, "HOST=127.0.0.1", "BENCH_EMITTER=1")
+	default:
+		return nil, fmt.Errorf("peers: unknown server %q", name)
+	}
+	if err := os.MkdirAll(env.LogDir, 0o755); err != nil {
+		return nil, err
+	}
+	lf, err := os.Create(filepath.Join(env.LogDir, name+"-"+tag+".log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = lf, lf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("peers: start %s: %w", name, err)
+	}
+	s := &Server{Name: name, Port: port, URL: "http://127.0.0.1:" + strconv.Itoa(port), cmd: cmd, log: lf, done: make(chan struct{})}
+	go func() { s.err = cmd.Wait(); close(s.done) }()
+	if err := s.waitReady(ctx, 30*time.Second); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) waitReady(ctx context.Context, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	c := &http.Client{Timeout: time.Second}
+	for time.Now().Before(deadline) {
+		select {
+		case <-s.done:
+			return fmt.Errorf("peers: %s exited at start-up: %v (see %s)", s.Name, s.err, s.log.Name())
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		resp, err := c.Get(s.URL + "/livez")
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("peers: %s not ready after %s (see %s)", s.Name, limit, s.log.Name())
+}
+
+// Stop sends SIGTERM, then SIGKILL after 5 s; it waits for the exit.
+func (s *Server) Stop() {
+	defer s.log.Close()
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(5 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
+}
+
+// Alive reports whether the process still runs.
+func (s *Server) Alive() bool {
+	select {
+	case <-s.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// EnsureNode runs `npm ci` in peers/node when node_modules is missing.
+func EnsureNode(moduleDir string, logf func(string, ...any)) error {
+	dir := filepath.Join(moduleDir, "peers/node")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules/socket.io/package.json")); err == nil {
+		return nil
+	}
+	logf("installing the node peer (npm ci in %s)", dir)
+	cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	return cmd.Run()
+}
+
+// EnsureFlask installs Debian's python3-flask-socketio and
+// python3-eventlet (as root) when Debian's python cannot import them.
+func EnsureFlask(logf func(string, ...any)) error {
+	check := func() error {
+		return exec.Command(Python, "-c", "import flask_socketio, eventlet").Run()
+	}
+	if check() == nil {
+		return nil
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("peers: Flask-SocketIO is missing and this is not root: apt-get install -y python3-flask-socketio python3-eventlet")
+	}
+	logf("installing the flask peer (apt-get install python3-flask-socketio python3-eventlet)")
+	for _, args := range [][]string{
+		{"apt-get", "update", "-qq"},
+		{"apt-get", "install", "-y", "-qq", "python3-flask-socketio", "python3-eventlet"},
+	} {
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("peers: %v: %w", args, err)
+		}
+	}
+	return check()
+}
