@@ -71,3 +71,10 @@ func PublishError(err error) error {
 	}
 	return echo.NewHTTPError(http.StatusInternalServerError, "Failed to publish event").SetInternal(err)
 }
+
+// RequestLogger returns log with the route and the request id (set by the
+// app's RequestID middleware), so every line a handler writes about a
+// request can be tied to its access log line.
+func RequestLogger(c echo.Context, log *slog.Logger, route string) *slog.Logger {
+	return log.With(slog.String("route", route), slog.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)))
+}

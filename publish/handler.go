@@ -118,7 +118,7 @@ type (
 // Serve handles one publish request.
 func (h *Handler) Serve(c echo.Context) error {
 	ctx := c.Request().Context()
-	log := h.cfg.Logger.With(slog.String("route", Path))
+	log := httpapi.RequestLogger(c, h.cfg.Logger, Path)
 
 	body, err := httpapi.ReadBody(c, h.cfg.MaxBodyBytes)
 	if err != nil {

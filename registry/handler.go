@@ -85,7 +85,7 @@ type ItemError struct {
 // Serve registers jobs and batches; all-or-nothing.
 func (h *Handler) Serve(c echo.Context) error {
 	ctx := c.Request().Context()
-	log := h.cfg.Logger.With(slog.String("route", Path))
+	log := httpapi.RequestLogger(c, h.cfg.Logger, Path)
 	body, err := httpapi.ReadBody(c, h.cfg.MaxBodyBytes)
 	if err != nil {
 		return err

@@ -111,7 +111,7 @@ func (h *Handler) Register(e *echo.Echo) {
 func (h *Handler) Serve(c echo.Context) error {
 	ctx := c.Request().Context()
 	received := time.Now()
-	log := h.cfg.Logger.With(slog.String("route", Path), slog.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)))
+	log := httpapi.RequestLogger(c, h.cfg.Logger, Path)
 
 	body, err := httpapi.ReadBody(c, h.cfg.MaxBodyBytes)
 	if err != nil {

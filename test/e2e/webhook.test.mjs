@@ -115,6 +115,16 @@ describe('Modal webhook without a secret (development)', () => {
   before(async () => { await gw.start(); });
   after(async () => { assert.equal((await gw.stop()).code, 0); });
 
+  it('every log line about a request carries its request id, and job and project ids as fields', async () => {
+    const res = await postWebhook(gw.url, { job_id: 'rid-job', status: 'completed', result: {}, project_id: 'rid-project' }, { headers: { 'x-request-id': 'req-e2e-42' } });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('x-request-id'), 'req-e2e-42');
+    await sleep(100);
+    const lines = gw.logs.split('\n').filter((l) => l.includes('req-e2e-42'));
+    assert.ok(lines.some((l) => l.includes('msg="http request"')), 'the access log line');
+    assert.ok(lines.some((l) => l.includes('msg="webhook accepted"') && l.includes('job_id=rid-job') && l.includes('project_id=rid-project')), `the handler's own line: ${lines.join('\n')}`);
+  });
+
   it("accepts the seed's curl example with its mock signature, warning on start-up and per request", async () => {
     const s = await connected(connect(gw.url));
     await request(s, 'subscribe_project', { project_id: 'dev' }, 'subscribed_project');
