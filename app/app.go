@@ -79,6 +79,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 			DedupeWindow:   cfg.DedupeWindow,
 			CanaryInterval: cfg.CanaryInterval,
 			CanaryTimeout:  cfg.CanaryTimeout,
+			Consumer:       cfg.ServesSockets(),
 			OnReconnect:    m.RedisReconnected,
 			Logger:         log,
 		})

@@ -76,6 +76,11 @@ type RedisOptions struct {
 	// NodeID names this node in canaries and logs. Zero means
 	// hostname-random.
 	NodeID string
+	// Consumer says this node consumes the stream (it serves Socket.IO):
+	// until Consume runs and reads back its first canary, Health reports the
+	// node not ready. False (a webhook-only node) means Health checks Redis
+	// only.
+	Consumer bool
 	// OnReconnect, when set, is called each time the consumer gets Redis back
 	// after losing it (for metrics).
 	OnReconnect func()
@@ -511,6 +516,9 @@ func (r *Redis) Health(ctx context.Context) error {
 		return fmt.Errorf("redis unreachable: %w", err)
 	}
 	if !r.consuming.Load() {
+		if r.opts.Consumer {
+			return errors.New("consumer not running")
+		}
 		return nil
 	}
 	r.mu.Lock()

@@ -23,6 +23,7 @@ func newRedisBus(t *testing.T, url string, opts ...func(*bus.RedisOptions)) *bus
 		Stream:         "test:" + t.Name(),
 		CanaryInterval: 100 * time.Millisecond,
 		CanaryTimeout:  time.Second,
+		Consumer:       true,
 		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	for _, f := range opts {
@@ -291,6 +292,23 @@ func TestRedisStalledConsumer(t *testing.T) {
 		err := node.Health(context.Background())
 		return err != nil && strings.Contains(err.Error(), "consumer stalled")
 	})
+}
+
+// TestRedisConsumerNotReadyBeforeConsume: a consuming node is not ready
+// until its consumer runs, so nothing published before it is missed by a
+// node that said it was ready.
+func TestRedisConsumerNotReadyBeforeConsume(t *testing.T) {
+	srv := redistest.Start(t)
+	node := newRedisBus(t, srv.URL())
+	if err := node.Health(context.Background()); err == nil || !strings.Contains(err.Error(), "consumer not running") {
+		t.Fatalf("Health before Consume = %v, want consumer not running", err)
+	}
+	receiver := newRedisBus(t, srv.URL(), func(o *bus.RedisOptions) { o.Consumer = false })
+	if err := receiver.Health(context.Background()); err != nil {
+		t.Fatalf("a webhook-only node is ready with Redis up: %v", err)
+	}
+	consume(t, node)
+	waitReady(t, node)
 }
 
 func TestRedisURLForms(t *testing.T) {

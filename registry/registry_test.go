@@ -40,7 +40,7 @@ func impls() []impl {
 		}},
 		{"redis", func(t *testing.T, ttl time.Duration) (registry.Store, bus.Bus) {
 			srv := redistest.Start(t)
-			b, err := bus.NewRedis(bus.RedisOptions{URL: srv.URL(), Stream: "t", CanaryInterval: 50 * time.Millisecond, CanaryTimeout: time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			b, err := bus.NewRedis(bus.RedisOptions{URL: srv.URL(), Stream: "t", CanaryInterval: 50 * time.Millisecond, CanaryTimeout: time.Second, Consumer: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 			if err != nil {
 				t.Fatal(err)
 			}
