@@ -21,7 +21,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -149,7 +149,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 			AllowOrigins:     origins,
 			AllowMethods:     []string{http.MethodGet, http.MethodPost, http.MethodOptions},
 			AllowHeaders:     []string{echo.HeaderContentType, webhook.SignatureHeader, httpapi.SignatureHeader, echo.HeaderXRequestID},
-			AllowCredentials: !containsStar(origins),
+			AllowCredentials: !slices.Contains(origins, "*"),
 		}))
 	}
 	a.health.Register(e)
@@ -305,7 +305,7 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			log.Error("unhandled error", slog.String("path", c.Path()), slog.String("error", err.Error()))
 		}
 		if code == http.StatusServiceUnavailable {
-			c.Response().Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
+			httpapi.SetRetryAfter(c)
 		}
 		if c.Request().Method == http.MethodHead {
 			_ = c.NoContent(code)
@@ -314,9 +314,6 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		_ = c.JSON(code, map[string]string{"error": message})
 	}
 }
-
-// retryAfterSeconds is the Retry-After of 503 answers.
-const retryAfterSeconds = 5
 
 // requestLogger logs one line per HTTP request (not per Socket.IO poll).
 func requestLogger(log *slog.Logger) echo.MiddlewareFunc {
@@ -347,13 +344,4 @@ func requestLogger(log *slog.Logger) echo.MiddlewareFunc {
 			return nil
 		},
 	})
-}
-
-func containsStar(origins []string) bool {
-	for _, o := range origins {
-		if o == "*" {
-			return true
-		}
-	}
-	return false
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 
 	"github.com/labstack/echo/v4"
 
@@ -21,6 +22,36 @@ import (
 // own producer endpoints (/api/jobs, /api/events). Modal's webhook uses
 // X-Modal-Signature.
 const SignatureHeader = "X-Gateway-Signature"
+
+// RetryAfterSeconds is the Retry-After of every 503 answer: the sender
+// should try again after that long.
+const RetryAfterSeconds = 5
+
+// SetRetryAfter adds Retry-After to a 503 answer.
+func SetRetryAfter(c echo.Context) {
+	c.Response().Header().Set("Retry-After", strconv.Itoa(RetryAfterSeconds))
+}
+
+// ItemError says why one item (a job, an event) of a request was refused.
+type ItemError struct {
+	// Index is the item's position in the request (0 for a single item).
+	Index int `json:"index"`
+	// Error is the reason, naming the field.
+	Error string `json:"error"`
+}
+
+// SignedBody reads the body (413 past limit) and checks its signature in
+// header (401), the first steps of every producer endpoint.
+func SignedBody(c echo.Context, limit int64, v *signature.Verifier, header string, log *slog.Logger) ([]byte, error) {
+	body, err := ReadBody(c, limit)
+	if err != nil {
+		return nil, err
+	}
+	if err := Verify(c, v, header, body, log); err != nil {
+		return nil, err
+	}
+	return body, nil
+}
 
 // ReadBody reads the request body up to limit bytes; a larger body answers
 // 413 {"error": "Request body too large (limit N bytes)"}.

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/meshgen/gateway/bus"
+	"github.com/meshgen/gateway/httpapi"
 	"github.com/meshgen/gateway/rooms"
 )
 
@@ -66,12 +67,7 @@ func ValidateExtraEvents(names []string) error {
 }
 
 // ItemError says why one event of a request is invalid.
-type ItemError struct {
-	// Index is the event's position in the request (0 for a single event).
-	Index int `json:"index"`
-	// Error is the reason, naming the field.
-	Error string `json:"error"`
-}
+type ItemError = httpapi.ItemError
 
 // requestError rejects a whole body: 400 {"error": msg}.
 type requestError struct{ msg string }

@@ -28,10 +28,6 @@ const (
 // publish ids never collide with the dedupe keys of other producers.
 const DedupePrefix = "events:"
 
-// retryAfterSeconds is the Retry-After of a 503 answer, as the app's
-// central error handler sets it on the answers it renders.
-const retryAfterSeconds = 5
-
 // Config configures a Handler. Publisher and Logger are required.
 type Config struct {
 	// Verifier checks X-Gateway-Signature. Without secrets (development
@@ -120,11 +116,8 @@ func (h *Handler) Serve(c echo.Context) error {
 	ctx := c.Request().Context()
 	log := httpapi.RequestLogger(c, h.cfg.Logger, Path)
 
-	body, err := httpapi.ReadBody(c, h.cfg.MaxBodyBytes)
+	body, err := httpapi.SignedBody(c, h.cfg.MaxBodyBytes, h.cfg.Verifier, httpapi.SignatureHeader, log)
 	if err != nil {
-		return err
-	}
-	if err := httpapi.Verify(c, h.cfg.Verifier, httpapi.SignatureHeader, body, log); err != nil {
 		return err
 	}
 
@@ -183,7 +176,7 @@ func (h *Handler) publishFailed(c echo.Context, log *slog.Logger, events []bus.E
 		}
 	}
 	if code == http.StatusServiceUnavailable {
-		c.Response().Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
+		httpapi.SetRetryAfter(c)
 	}
 	return c.JSON(code, failedAnswer{Error: message, Accepted: accepted})
 }

@@ -152,7 +152,7 @@ func ok(n, dups int) string {
 
 // invalid is the 400 answer with one invalid item.
 func invalid(index int, reason string) string {
-	b, _ := json.Marshal(map[string]any{"error": "Invalid events", "items": []ItemError{{index, reason}}})
+	b, _ := json.Marshal(map[string]any{"error": "Invalid events", "items": []ItemError{{Index: index, Error: reason}}})
 	return string(b)
 }
 

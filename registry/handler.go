@@ -77,20 +77,14 @@ type jobItem struct {
 }
 
 // ItemError is one rejected job of a request.
-type ItemError struct {
-	Index int    `json:"index"`
-	Error string `json:"error"`
-}
+type ItemError = httpapi.ItemError
 
 // Serve registers jobs and batches; all-or-nothing.
 func (h *Handler) Serve(c echo.Context) error {
 	ctx := c.Request().Context()
 	log := httpapi.RequestLogger(c, h.cfg.Logger, Path)
-	body, err := httpapi.ReadBody(c, h.cfg.MaxBodyBytes)
+	body, err := httpapi.SignedBody(c, h.cfg.MaxBodyBytes, h.cfg.Verifier, httpapi.SignatureHeader, log)
 	if err != nil {
-		return err
-	}
-	if err := httpapi.Verify(c, h.cfg.Verifier, httpapi.SignatureHeader, body, log); err != nil {
 		return err
 	}
 	jobs, batch, total, itemErrs, err := h.parse(body)
@@ -161,24 +155,24 @@ func (h *Handler) parse(body []byte) (jobs []Job, batch rooms.ID, total *int, it
 	for i, it := range items {
 		job, err := id(it.JobID)
 		if err != nil {
-			itemErrs = append(itemErrs, ItemError{i, idMessage("job_id", err)})
+			itemErrs = append(itemErrs, ItemError{Index: i, Error: idMessage("job_id", err)})
 			continue
 		}
 		project := defProject
 		if it.ProjectID != nil {
 			if project, err = id(it.ProjectID); err != nil {
-				itemErrs = append(itemErrs, ItemError{i, idMessage("project_id", err)})
+				itemErrs = append(itemErrs, ItemError{Index: i, Error: idMessage("project_id", err)})
 				continue
 			}
 		}
 		if project.Key == "" {
-			itemErrs = append(itemErrs, ItemError{i, "Missing project_id"})
+			itemErrs = append(itemErrs, ItemError{Index: i, Error: "Missing project_id"})
 			continue
 		}
 		b := batch
 		if it.BatchID != nil {
 			if b, err = id(it.BatchID); err != nil {
-				itemErrs = append(itemErrs, ItemError{i, idMessage("batch_id", err)})
+				itemErrs = append(itemErrs, ItemError{Index: i, Error: idMessage("batch_id", err)})
 				continue
 			}
 		}

@@ -113,11 +113,8 @@ func (h *Handler) Serve(c echo.Context) error {
 	received := time.Now()
 	log := httpapi.RequestLogger(c, h.cfg.Logger, Path)
 
-	body, err := httpapi.ReadBody(c, h.cfg.MaxBodyBytes)
+	body, err := httpapi.SignedBody(c, h.cfg.MaxBodyBytes, h.cfg.Verifier, SignatureHeader, log)
 	if err != nil {
-		return err
-	}
-	if err := httpapi.Verify(c, h.cfg.Verifier, SignatureHeader, body, log); err != nil {
 		return err
 	}
 
