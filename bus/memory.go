@@ -36,10 +36,15 @@ type Memory struct {
 	closed sync.Once
 	window time.Duration
 
-	mu     sync.Mutex // guards seen and order
-	seen   map[string]time.Time
-	order  []string // dedupe keys in insertion order, for expiry
-	orderI int
+	mu    sync.Mutex // guards seen and order
+	seen  map[string]time.Time
+	order []claimed // claims oldest first, for expiry
+}
+
+// claimed is one dedupe claim: a key and when it was claimed.
+type claimed struct {
+	key string
+	at  time.Time
 }
 
 var (
@@ -101,7 +106,7 @@ func (m *Memory) claim(key string) bool {
 		return false
 	}
 	m.seen[key] = now
-	m.order = append(m.order, key)
+	m.order = append(m.order, claimed{key, now})
 	return true
 }
 
@@ -115,23 +120,19 @@ func (m *Memory) release(key string) {
 	m.mu.Unlock()
 }
 
-// expire drops keys older than the window (and the oldest past the cap);
-// m.mu must be held.
+// expire forgets claims older than the window, and the oldest ones while
+// there are more than maxMemoryDedupeKeys; m.mu must be held. A key claimed
+// again later has a newer entry, so an old entry only deletes its own claim.
 func (m *Memory) expire(now time.Time) {
-	for m.orderI < len(m.order) {
-		key := m.order[m.orderI]
-		at, ok := m.seen[key]
-		if ok && now.Sub(at) < m.window && len(m.seen) <= maxMemoryDedupeKeys {
-			break
+	for len(m.order) > 0 {
+		oldest := m.order[0]
+		if now.Sub(oldest.at) < m.window && len(m.seen) <= maxMemoryDedupeKeys {
+			return
 		}
-		if ok && now.Sub(at) >= m.window || len(m.seen) > maxMemoryDedupeKeys {
-			delete(m.seen, key)
+		if m.seen[oldest.key] == oldest.at {
+			delete(m.seen, oldest.key)
 		}
-		m.orderI++
-	}
-	if m.orderI > 1024 && m.orderI*2 > len(m.order) {
-		m.order = append([]string(nil), m.order[m.orderI:]...)
-		m.orderI = 0
+		m.order = m.order[1:]
 	}
 }
 

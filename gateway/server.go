@@ -246,18 +246,15 @@ func (s *Server) onEvent(sock *socket.Socket, m member, args []any) {
 			args = args[:n-1]
 		}
 	}
-	if rooms.Handles(event) {
-		s.opts.Metrics.ClientEvent(event)
-	} else {
-		s.opts.Metrics.ClientEvent("other")
-	}
 	if !rooms.Handles(event) {
+		s.opts.Metrics.ClientEvent("other")
 		s.log.Debug("unknown client event", slog.String("event", event), slog.String("sid", m.ID()))
 		if ack != nil {
 			ack([]any{map[string]any{"message": "Unknown event: " + event}}, nil)
 		}
 		return
 	}
+	s.opts.Metrics.ClientEvent(event)
 	ctx, cancel := context.WithTimeout(context.Background(), handlerTimeout)
 	defer cancel()
 	reply := s.opts.Protocol.Handle(ctx, m, event, args)

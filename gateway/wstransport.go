@@ -173,13 +173,12 @@ func (w *wsTransport) send(packets []*packet.Packet) {
 		}
 		bufs = append(bufs, appendFrame(nil, opcode, data.Bytes()))
 	}
-	// WriteTo consumes the slice header; keep the backing array for reuse.
-	w.bufs = bufs[:0]
-	out := bufs
+	w.bufs = bufs // the backing array is reused by the next send
+	out := bufs   // WriteTo consumes its own copy of the slice header
 	if _, err := out.WriteTo(w.socket.NetConn()); err != nil {
 		w.fail(err)
 	}
-	clear(w.bufs[:cap(w.bufs)])
+	clear(bufs) // drop the frames so a finished broadcast can be freed
 }
 
 // OnClose releases the write queue and the connection on every close path.
