@@ -8,32 +8,19 @@ import (
 // put executes MEMOIZE, PUT, BINPUT and LONG_BINPUT: it stores the top of
 // the stack in the memo.
 func (d *decoder) put(code byte) error {
-	var idx uint64
-	switch code {
-	case opMemoize:
-		idx = uint64(len(d.memo) + len(d.sparse))
-	case opPut:
-		p, err := d.line()
-		if err != nil {
+	idx := uint64(len(d.memo) + len(d.sparse)) // MEMOIZE: the next index
+	if code != opMemoize {
+		width, name := 4, "LONG_BINPUT"
+		switch code {
+		case opPut:
+			width, name = 0, "PUT"
+		case opBinPut:
+			width, name = 1, "BINPUT"
+		}
+		var err error
+		if idx, err = d.memoIndex(name, width); err != nil {
 			return err
 		}
-		i, err := strconv.ParseUint(string(p), 10, 32)
-		if err != nil {
-			return d.malformed("PUT index %q", truncate(string(p)))
-		}
-		idx = i
-	case opBinPut:
-		p, err := d.read(1)
-		if err != nil {
-			return err
-		}
-		idx = uint64(p[0])
-	default:
-		p, err := d.read(4)
-		if err != nil {
-			return err
-		}
-		idx = uint64(binary.LittleEndian.Uint32(p))
 	}
 	v, err := d.top()
 	if err != nil {
@@ -68,30 +55,16 @@ func (d *decoder) put(code byte) error {
 
 // get executes GET, BINGET and LONG_BINGET: it pushes a memo entry.
 func (d *decoder) get(code byte) error {
-	var idx uint64
+	width, name := 4, "LONG_BINGET"
 	switch code {
 	case opGet:
-		p, err := d.line()
-		if err != nil {
-			return err
-		}
-		i, err := strconv.ParseUint(string(p), 10, 32)
-		if err != nil {
-			return d.malformed("GET index %q", truncate(string(p)))
-		}
-		idx = i
+		width, name = 0, "GET"
 	case opBinGet:
-		p, err := d.read(1)
-		if err != nil {
-			return err
-		}
-		idx = uint64(p[0])
-	default:
-		p, err := d.read(4)
-		if err != nil {
-			return err
-		}
-		idx = uint64(binary.LittleEndian.Uint32(p))
+		width, name = 1, "BINGET"
+	}
+	idx, err := d.memoIndex(name, width)
+	if err != nil {
+		return err
 	}
 	if idx < uint64(len(d.memo)) {
 		d.push(d.memo[idx])
@@ -103,4 +76,34 @@ func (d *decoder) get(code byte) error {
 	}
 	d.push(v)
 	return nil
+}
+
+// memoIndex reads the memo index operand of PUT/GET (width 0: a decimal
+// line), BINPUT/BINGET (width 1: one byte) or LONG_BINPUT/LONG_BINGET
+// (width 4: four little-endian bytes).
+func (d *decoder) memoIndex(op string, width int) (uint64, error) {
+	switch width {
+	case 0:
+		p, err := d.line()
+		if err != nil {
+			return 0, err
+		}
+		i, err := strconv.ParseUint(string(p), 10, 32)
+		if err != nil {
+			return 0, d.malformed("%s index %q", op, truncate(string(p)))
+		}
+		return i, nil
+	case 1:
+		p, err := d.read(1)
+		if err != nil {
+			return 0, err
+		}
+		return uint64(p[0]), nil
+	default:
+		p, err := d.read(4)
+		if err != nil {
+			return 0, err
+		}
+		return uint64(binary.LittleEndian.Uint32(p)), nil
+	}
 }
