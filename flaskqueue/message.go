@@ -159,7 +159,7 @@ func decodePickleMessage(b []byte, l Limits) (Message, error) {
 	}
 	dict, ok := root.(*pyDict)
 	if !ok {
-		return Message{}, fmt.Errorf("%w: pickle holds a %s, want dict", ErrMalformed, pyTypeName(root))
+		return Message{}, fmt.Errorf("%w: pickle holds a %s, want dict", ErrMalformed, typeName(root))
 	}
 	// Only the pickle keeps tuples apart from lists, and for "data" the
 	// difference matters: a tuple is the argument list.

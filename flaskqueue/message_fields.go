@@ -249,7 +249,8 @@ func (f fields) callback(msg *Message) error {
 	return nil
 }
 
-// typeName names the Python type of a decoded value, for error messages.
+// typeName names the Python type of a value, decoded or still a VM value,
+// for error messages.
 func typeName(v any) string {
 	switch v.(type) {
 	case nil:
@@ -264,9 +265,13 @@ func typeName(v any) string {
 		return "str"
 	case []byte:
 		return "bytes"
-	case []any:
+	case []any, *pyList:
 		return "list"
-	case map[string]any:
+	case *pyTuple:
+		return "tuple"
+	case *pySet:
+		return "set"
+	case map[string]any, *pyDict:
 		return "dict"
 	}
 	return fmt.Sprintf("%T", v)

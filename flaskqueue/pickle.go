@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"math/big"
 )
 
 // DecodePickle decodes a pickle of plain Python data (protocols 0 to 5)
@@ -334,7 +333,7 @@ func (d *decoder) build(code byte) error {
 		kv := d.stack[len(d.stack)-2:]
 		dict, ok := d.stack[len(d.stack)-3].(*pyDict)
 		if !ok {
-			return d.malformed("SETITEM on a %s", pyTypeName(d.stack[len(d.stack)-3]))
+			return d.malformed("SETITEM on a %s", typeName(d.stack[len(d.stack)-3]))
 		}
 		if err := d.setItems(dict, kv); err != nil {
 			return err
@@ -352,7 +351,7 @@ func (d *decoder) build(code byte) error {
 		}
 		dict, ok := top.(*pyDict)
 		if !ok {
-			return d.malformed("SETITEMS on a %s", pyTypeName(top))
+			return d.malformed("SETITEMS on a %s", typeName(top))
 		}
 		return d.setItems(dict, items)
 	}
@@ -379,7 +378,7 @@ func (d *decoder) appendTo(code byte, items []any) error {
 		}
 	}
 	if n == nil {
-		return d.malformed("%s on a %s", opNames[code], pyTypeName(top))
+		return d.malformed("%s on a %s", opNames[code], typeName(top))
 	}
 	if err := d.charge(len(items)); err != nil {
 		return err
@@ -402,7 +401,7 @@ func (d *decoder) setItems(dict *pyDict, kv []any) error {
 	for i := 0; i < len(kv); i += 2 {
 		k, ok := kv[i].(string)
 		if !ok {
-			return d.malformed("dict key of type %s, want str", pyTypeName(kv[i]))
+			return d.malformed("dict key of type %s, want str", typeName(kv[i]))
 		}
 		dict.m[k] = kv[i+1]
 	}
@@ -475,31 +474,4 @@ func (d *decoder) popMark() ([]any, error) {
 	items := d.stack[m:]
 	d.stack = d.stack[:m]
 	return items, nil
-}
-
-// pyTypeName names the Python type of a VM value, for error messages.
-func pyTypeName(v any) string {
-	switch v.(type) {
-	case nil:
-		return "None"
-	case bool:
-		return "bool"
-	case int64, *big.Int:
-		return "int"
-	case float64:
-		return "float"
-	case string:
-		return "str"
-	case []byte:
-		return "bytes"
-	case *pyList:
-		return "list"
-	case *pyTuple:
-		return "tuple"
-	case *pySet:
-		return "set"
-	case *pyDict:
-		return "dict"
-	}
-	return fmt.Sprintf("%T", v)
 }

@@ -16,18 +16,9 @@ import (
 // can cost. Reaching a container while it is being exported means it
 // contains itself.
 func (d *decoder) export(v any, depth int) (any, error) {
-	var n *node
-	var m *pyDict
-	switch c := v.(type) {
-	case *pyList:
-		n = &c.node
-	case *pyTuple:
-		n = &c.node
-	case *pySet:
-		n = &c.node
-	case *pyDict:
-		n, m = &c.node, c
-	default:
+	n := nodeOf(v)
+	m, _ := v.(*pyDict)
+	if n == nil {
 		if err := d.chargeBytes(scalarBytes(v)); err != nil {
 			return nil, err
 		}
@@ -104,17 +95,8 @@ func (d *decoder) export(v any, depth int) (any, error) {
 // exportChild exports a container's element and reports its height (0 for
 // a scalar, which needs no rewriting).
 func (d *decoder) exportChild(child any, depth int) (any, int, error) {
-	var n *node
-	switch c := child.(type) {
-	case *pyList:
-		n = &c.node
-	case *pyTuple:
-		n = &c.node
-	case *pySet:
-		n = &c.node
-	case *pyDict:
-		n = &c.node
-	default:
+	n := nodeOf(child)
+	if n == nil {
 		return child, 0, d.chargeBytes(scalarBytes(child))
 	}
 	out, err := d.export(child, depth+1)
@@ -156,4 +138,20 @@ func (d *decoder) chargeBytes(n int) error {
 
 func (d *decoder) depthError() error {
 	return fmt.Errorf("%w: nesting deeper than %d", ErrLimit, d.lim.MaxDepth)
+}
+
+// nodeOf returns the container node of a VM list, tuple, set or dict, and
+// nil for a scalar.
+func nodeOf(v any) *node {
+	switch c := v.(type) {
+	case *pyList:
+		return &c.node
+	case *pyTuple:
+		return &c.node
+	case *pySet:
+		return &c.node
+	case *pyDict:
+		return &c.node
+	}
+	return nil
 }
