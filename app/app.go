@@ -54,6 +54,7 @@ type App struct {
 	consume sync.WaitGroup
 
 	consumerErr chan error
+	debug       *debugServer // nil unless debug-addr is set
 	// background tasks run from Serve until shutdown (after the consumer).
 	background []func(context.Context)
 }
@@ -221,6 +222,15 @@ func (a *App) Run(ctx context.Context) error {
 
 // Serve is Run on an existing listener.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	if a.cfg.DebugAddr != "" {
+		d, err := listenDebug(a.cfg.DebugAddr)
+		if err != nil {
+			_ = ln.Close()
+			return err
+		}
+		a.debug = d
+		go d.serve(a.log)
+	}
 	consumeCtx, stopConsumer := context.WithCancel(context.Background())
 	defer stopConsumer()
 	if a.gw != nil {
@@ -273,6 +283,9 @@ func (a *App) shutdown(stopConsumer context.CancelFunc) error {
 		wg.Go(func() { gwErr = a.gw.Close(ctx) })
 	}
 	wg.Wait()
+	if a.debug != nil {
+		a.debug.close(ctx)
+	}
 
 	stopConsumer()
 	a.consume.Wait()

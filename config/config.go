@@ -166,6 +166,12 @@ type Config struct {
 	// a transport may stay open without joining a namespace. Default 45s.
 	ConnectTimeout time.Duration `mapstructure:"connect-timeout"`
 
+	// DebugAddr is `debug-addr` / GATEWAY_DEBUG_ADDR, host:port of a
+	// separate listener serving Go's profiler (/debug/pprof/). Empty (the
+	// default) serves none. Keep it on loopback or a port no Service exposes:
+	// profiles reveal the process's internals.
+	DebugAddr string `mapstructure:"debug-addr"`
+
 	// ShutdownTimeout is `shutdown-timeout` / GATEWAY_SHUTDOWN_TIMEOUT, the
 	// hard deadline for a graceful stop after SIGTERM, drain included.
 	// Default 30s.
@@ -253,5 +259,6 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("ping_interval", c.PingInterval),
 		slog.Duration("ping_timeout", c.PingTimeout),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
+		slog.String("debug_addr", c.DebugAddr),
 	)
 }

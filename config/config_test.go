@@ -104,6 +104,8 @@ func TestLoadInvalid(t *testing.T) {
 		{"canary timeout too short", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_CANARY_TIMEOUT": "1s"}, nil, "canary-timeout"},
 		{"extra event reserved", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_EXTRA_EVENTS": "disconnect"}, nil, "reserved by Socket.IO"},
 		{"extra event of the protocol", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_EXTRA_EVENTS": "log_line"}, nil, "already a protocol event"},
+		{"debug addr without port", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_DEBUG_ADDR": "127.0.0.1"}, nil, `debug-addr (GATEWAY_DEBUG_ADDR) = "127.0.0.1"`},
+		{"debug addr on the main port", map[string]string{"GATEWAY_ENV": "development"}, []string{"--debug-addr", ":5000"}, "must differ from the main listen address"},
 		{"extra event with space", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_EXTRA_EVENTS": "ok,bad name"}, nil, `extra-events (GATEWAY_EXTRA_EVENTS) = "bad name"`},
 	}
 	for _, tc := range tests {

@@ -85,6 +85,7 @@ func NewFlagSet(name string, out io.Writer) *pflag.FlagSet {
 	fs.Duration("ping-interval", d.PingInterval, usage("ping-interval", "Engine.IO heartbeat interval"))
 	fs.Duration("ping-timeout", d.PingTimeout, usage("ping-timeout", "how long a client may take to answer a ping"))
 	fs.Duration("connect-timeout", d.ConnectTimeout, usage("connect-timeout", "how long a transport may stay open without joining a namespace"))
+	fs.String("debug-addr", d.DebugAddr, usage("debug-addr", "host:port serving /debug/pprof/ on its own listener; empty serves none"))
 	fs.Duration("shutdown-timeout", d.ShutdownTimeout, usage("shutdown-timeout", "hard deadline for a graceful stop"))
 	fs.Bool("check-config", false, "load and validate the configuration, print the outcome and exit (0 when valid, 2 when not)")
 	fs.Bool("version", false, "print the version and exit")

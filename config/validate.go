@@ -3,7 +3,9 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -27,6 +29,18 @@ func (c Config) Validate() error {
 	}
 	if c.Port < 1 || c.Port > 65535 {
 		return invalid("port", c.Port, "must be between 1 and 65535")
+	}
+	if c.DebugAddr != "" {
+		host, port, err := net.SplitHostPort(c.DebugAddr)
+		if err != nil {
+			return invalid("debug-addr", c.DebugAddr, "must be host:port such as 127.0.0.1:6060")
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return invalid("debug-addr", c.DebugAddr, "port must be between 1 and 65535")
+		}
+		if host == c.Host && port == strconv.Itoa(c.Port) {
+			return invalid("debug-addr", c.DebugAddr, "must differ from the main listen address")
+		}
 	}
 	if c.Env == EnvProduction && len(c.ModalWebhookSecrets) == 0 {
 		return fmt.Errorf("%w: modal-webhook-secret (MODAL_WEBHOOK_SECRET) is required in production; set it, or set GATEWAY_ENV=development to skip webhook verification", ErrInvalid)
