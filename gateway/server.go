@@ -111,9 +111,11 @@ func New(opts Options) *Server {
 	so.SetCors(s.cors())
 	so.SetAllowRequest(s.allowRequest)
 	// Long-polling as the library ships it; WebSocket through the gateway's
-	// transport, which frames each broadcast once (wstransport.go).
+	// transport (wstransport.go), and broadcasts framed once and queued on
+	// it directly (fanout.go).
 	if !opts.libraryWebSocket {
-		so.SetTransports(types.NewSet[transports.TransportCtor](&transports.PollingBuilder{}, &wsBuilder{frames: &frameCache{}}))
+		so.SetTransports(types.NewSet[transports.TransportCtor](&transports.PollingBuilder{}, wsBuilder{}))
+		so.SetAdapter(fanoutAdapterBuilder{})
 	}
 
 	s.io = socket.NewServer(nil, so)

@@ -5,17 +5,17 @@ import (
 	"errors"
 	"io"
 	"net"
-	"runtime"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
-	"weak"
 
 	ws "github.com/gorilla/websocket"
 	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
 	"github.com/zishang520/socket.io/servers/engine/v3/transports"
-	"github.com/zishang520/socket.io/v3/pkg/queue"
 	"github.com/zishang520/socket.io/v3/pkg/slices"
 	"github.com/zishang520/socket.io/v3/pkg/types"
+	"golang.org/x/sys/unix"
 )
 
 // This file is the gateway's seam in the library's transport layer: a
@@ -23,57 +23,112 @@ import (
 // transports/websocket.go) through the engine's own SetTransports option.
 // It reads exactly as the library does; it writes differently:
 //
-//   - A broadcast reaches every recipient with the same pre-encoded Engine.IO
-//     packet (packet.Options.WsPreEncodedFrame, one pointer per broadcast).
-//     The library builds a gorilla PreparedMessage from it for every
-//     recipient (framing the bytes twice, each time with a throwaway
-//     buffer). Here the WebSocket frame is built once per broadcast and the
-//     same bytes are written to every recipient (frameCache).
-//   - Every packet of one flush goes out in a single writev, with no
-//     per-packet writer or buffer copy.
+//   - Writes need no goroutine of their own. A frame is appended to the
+//     connection's pending list; whichever goroutine finds the connection
+//     idle writes the list at once with one non-blocking writev. Only when
+//     the kernel's socket buffer is full does a goroutine stay behind to
+//     finish the rest with blocking writes. An idle connection holds no
+//     writer goroutine and no queue.
+//   - The transport is always writable, so the engine never buffers: every
+//     engine packet (open, ping, replies, acks) is framed and queued in the
+//     order the engine sends it.
+//   - A broadcast reaches a recipient without the engine's per-packet path:
+//     the fan-out adapter (fanout.go) frames the event once and hands the
+//     same bytes to every recipient's queue (queueFrames), then flushes the
+//     idle ones in parallel.
+//   - A client that lets more than maxPendingBytes pile up unread is
+//     disconnected: it cannot hold the process's memory.
 //
 // Frames are written straight to the hijacked connection. That is safe
-// because every data write of a connection goes through this transport's
-// write queue (one at a time), per-message compression is off (the library
-// turns it off for this transport too), and gorilla writes nothing else on
-// its own but the close frame, after the queue is closed.
+// because every frame of a connection goes through the pending list, one
+// writer at a time, per-message compression is off (the library turns it
+// off for this transport too), and the control frames gorilla would write
+// on its own (pong, close reply) are queued the same way (newWSTransport).
+
+// maxPendingBytes bounds what a connection may have queued and unwritten.
+const maxPendingBytes = 8 << 20
+
+// writeTimeout bounds one blocking write to a client that does not read.
+const writeTimeout = 10 * time.Second
+
+// errSlowClient closes a connection whose unread backlog passed
+// maxPendingBytes.
+var errSlowClient = errors.New("gateway: client reads too slowly, more than 8 MiB queued")
 
 // wsBuilder registers wsTransport as the engine's "websocket" transport.
-type wsBuilder struct{ frames *frameCache }
+type wsBuilder struct{}
 
-func (b *wsBuilder) New(ctx *types.HttpContext) transports.Transport {
-	return newWSTransport(ctx, b.frames)
-}
-func (*wsBuilder) Name() string          { return transports.WEBSOCKET }
-func (*wsBuilder) HandlesUpgrades() bool { return true }
-func (*wsBuilder) UpgradesTo() []string  { return nil }
+func (wsBuilder) New(ctx *types.HttpContext) transports.Transport { return newWSTransport(ctx) }
+func (wsBuilder) Name() string                                    { return transports.WEBSOCKET }
+func (wsBuilder) HandlesUpgrades() bool                           { return true }
+func (wsBuilder) UpgradesTo() []string                            { return nil }
 
-var _ transports.TransportCtor = (*wsBuilder)(nil)
+var _ transports.TransportCtor = wsBuilder{}
 
 type wsTransport struct {
 	transports.Transport
 
 	idleTimeout time.Duration
 	socket      *types.WebSocketConn
-	writeQueue  *queue.Queue
-	frames      *frameCache
-	bufs        net.Buffers // reused by send, which runs on writeQueue only
+	conn        net.Conn
+	raw         syscall.RawConn // nil when conn has no file descriptor
+
+	// direct is true once broadcasts may bypass the engine: from the start
+	// for a WebSocket-first session, after the upgrade for an upgraded one
+	// (when the engine has handed over what it buffered meanwhile).
+	direct atomic.Bool
+
+	mu           sync.Mutex
+	pending      net.Buffers // frames queued and not yet written, in order
+	pendingBytes int
+	spare        net.Buffers // the previous batch's array, reused
+	writing      bool        // a goroutine owns the write side
+	closing      bool        // close the connection once pending is written
+	closed       bool        // the connection is closed: frames are dropped
 }
 
-func newWSTransport(ctx *types.HttpContext, frames *frameCache) transports.Transport {
-	w := &wsTransport{Transport: transports.MakeTransport(), frames: frames}
+func newWSTransport(ctx *types.HttpContext) transports.Transport {
+	w := &wsTransport{Transport: transports.MakeTransport()}
 	w.Prototype(w)
 	w.Transport.Construct(ctx)
 
 	w.idleTimeout = ctx.IdleTimeout
 	w.socket = ctx.Websocket
-	w.writeQueue = queue.New()
+	w.conn = w.socket.NetConn()
+	if sc, ok := w.conn.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			w.raw = raw
+		}
+	}
+	// An upgrade request names its session; its transport is not the
+	// session's until the upgrade completes (read).
+	_, upgrade := ctx.Query().Get("sid")
+	w.direct.Store(!upgrade)
 
 	_ = w.socket.On("error", func(errs ...any) {
 		w.OnError("websocket error", slices.TryGetAny[error](errs, 0))
 	})
 	_ = w.socket.Once("close", func(...any) {
 		w.OnClose()
+	})
+	// gorilla answers pings and close frames itself with WriteControl; here
+	// they are queued behind the data frames instead, never written in the
+	// middle of one.
+	w.socket.SetPingHandler(func(data string) error {
+		if w.queueFrames(appendFrame(nil, ws.PongMessage, []byte(data))) {
+			w.flush()
+		}
+		return nil
+	})
+	w.socket.SetCloseHandler(func(code int, _ string) error {
+		var payload []byte
+		if code != ws.CloseNoStatusReceived {
+			payload = ws.FormatCloseMessage(code, "")
+		}
+		if w.queueFrames(appendFrame(nil, ws.CloseMessage, payload)) {
+			w.flush()
+		}
+		return nil
 	})
 
 	w.SetWritable(true)
@@ -97,10 +152,11 @@ func (w *wsTransport) fail(err error) {
 	}
 }
 
-// read is the library's reader loop, unchanged in behaviour.
+// read is the library's reader loop, unchanged in behaviour, plus the
+// moment an upgraded session's broadcasts may go direct.
 func (w *wsTransport) read() {
 	defer func() {
-		if !w.writeQueue.IsShuttingDown() {
+		if w.ReadyState() != "closed" {
 			w.socket.Emit("close")
 		}
 	}()
@@ -126,7 +182,15 @@ func (w *wsTransport) read() {
 			if _, err := data.ReadFrom(message); err != nil {
 				w.fail(err)
 			} else {
+				upgrade := !w.direct.Load() && data.Len() == 1 && data.Bytes()[0] == '5'
 				w.OnData(data)
+				// The engine handles the upgrade packet synchronously: it
+				// makes this transport the session's and flushes what it
+				// buffered into it. Broadcasts queued directly from now on
+				// come after those packets.
+				if upgrade && w.ReadyState() == "open" {
+					w.direct.Store(true)
+				}
 			}
 		case ws.CloseMessage:
 			w.socket.Emit("close")
@@ -141,24 +205,14 @@ func (w *wsTransport) read() {
 	}
 }
 
-// Send writes packets, asynchronously and in order.
+// Send frames the engine's packets and writes them in order. The
+// transport stays writable: nothing waits in the engine's buffer.
 func (w *wsTransport) Send(packets []*packet.Packet) {
-	w.SetWritable(false)
-	w.writeQueue.Enqueue(func() { w.send(packets) })
-}
-
-// send runs on writeQueue only.
-func (w *wsTransport) send(packets []*packet.Packet) {
-	defer func() {
-		w.Emit("drain")
-		w.SetWritable(true)
-		w.Emit("ready")
-	}()
-	bufs := w.bufs[:0]
+	frames := make([][]byte, 0, len(packets))
 	for _, p := range packets {
 		if p.Options != nil && p.Options.WsPreEncodedFrame != nil {
 			if sb, ok := p.Options.WsPreEncodedFrame.(*types.StringBuffer); ok {
-				bufs = append(bufs, w.frames.text(sb))
+				frames = append(frames, appendFrame(nil, ws.TextMessage, sb.Bytes()))
 				continue
 			}
 		}
@@ -171,65 +225,222 @@ func (w *wsTransport) send(packets []*packet.Packet) {
 		if _, ok := data.(*types.StringBuffer); ok {
 			opcode = ws.TextMessage
 		}
-		bufs = append(bufs, appendFrame(nil, opcode, data.Bytes()))
+		frames = append(frames, appendFrame(nil, opcode, data.Bytes()))
 	}
-	w.bufs = bufs // the backing array is reused by the next send
-	out := bufs   // WriteTo consumes its own copy of the slice header
-	if _, err := out.WriteTo(w.socket.NetConn()); err != nil {
-		w.fail(err)
+	if w.queueFrames(frames...) {
+		w.flush()
 	}
-	clear(bufs) // drop the frames so a finished broadcast can be freed
+	w.Emit("drain")
 }
 
-// OnClose releases the write queue and the connection on every close path.
-func (w *wsTransport) OnClose() {
-	w.writeQueue.TryClose()
-	w.Transport.OnClose()
+// queueFrames appends frames to the pending list. It reports true when
+// the caller now owns the write side and must call flush.
+func (w *wsTransport) queueFrames(frames ...[]byte) (mustFlush bool) {
+	w.mu.Lock()
+	if w.closed || w.closing {
+		w.mu.Unlock()
+		return false
+	}
+	for _, f := range frames {
+		w.pending = append(w.pending, f)
+		w.pendingBytes += len(f)
+	}
+	if w.pendingBytes > maxPendingBytes {
+		w.mu.Unlock()
+		w.writeFailed(errSlowClient)
+		return false
+	}
+	mustFlush = !w.writing
+	w.writing = true
+	w.mu.Unlock()
+	return mustFlush
+}
+
+// takeBatch hands the owner of the write side the pending frames, or
+// releases the write side when there are none (closing the connection
+// when a close was waiting for the writes).
+func (w *wsTransport) takeBatch() (net.Buffers, bool) {
+	w.mu.Lock()
+	batch := w.pending
+	if len(batch) == 0 || w.closed {
+		w.writing = false
+		closeNow := w.closing && !w.closed
+		w.mu.Unlock()
+		if closeNow {
+			_ = w.socket.Close()
+		}
+		return nil, false
+	}
+	w.pending = w.spare[:0]
+	w.spare = nil
+	w.pendingBytes = 0
+	w.mu.Unlock()
+	return batch, true
+}
+
+// recycle keeps a written batch's array for the next one.
+func (w *wsTransport) recycle(batch net.Buffers) {
+	clear(batch[:cap(batch)]) // drop the frames so a finished broadcast can be freed
+	w.mu.Lock()
+	if w.spare == nil && cap(batch) <= 64 {
+		w.spare = batch[:0]
+	}
+	w.mu.Unlock()
+}
+
+// flush writes the pending frames without ever blocking: when the socket
+// buffer fills, the rest goes to writeBlocking on a goroutine of its own.
+// Only the owner of the write side calls it.
+func (w *wsTransport) flush() {
+	for {
+		batch, ok := w.takeBatch()
+		if !ok {
+			return
+		}
+		rest, err := w.tryWrite(batch)
+		if err != nil {
+			w.writeFailed(err)
+			return
+		}
+		if len(rest) > 0 {
+			go w.writeBlocking(rest)
+			return
+		}
+		w.recycle(batch)
+	}
+}
+
+// writeBlocking finishes rest and then every batch queued meanwhile, with
+// blocking writes bounded by writeTimeout, then releases the write side.
+func (w *wsTransport) writeBlocking(rest net.Buffers) {
+	for {
+		_ = w.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+		_, err := rest.WriteTo(w.conn)
+		_ = w.conn.SetWriteDeadline(time.Time{})
+		if err != nil {
+			w.writeFailed(err)
+			return
+		}
+		batch, ok := w.takeBatch()
+		if !ok {
+			return
+		}
+		rest = batch
+	}
+}
+
+// tryWrite writes as much of batch as the socket takes now and returns
+// what is left. Without a file descriptor it returns batch unwritten.
+func (w *wsTransport) tryWrite(batch net.Buffers) (net.Buffers, error) {
+	if w.raw == nil {
+		return batch, nil
+	}
+	for len(batch) > 0 {
+		chunk := batch
+		if len(chunk) > maxIovecs {
+			chunk = chunk[:maxIovecs]
+		}
+		var n int
+		var werr error
+		if err := w.raw.Write(func(fd uintptr) bool {
+			for {
+				n, werr = unix.Writev(int(fd), chunk)
+				if werr != unix.EINTR {
+					return true
+				}
+			}
+		}); err != nil {
+			return nil, err
+		}
+		if n > 0 {
+			batch = consume(batch, n)
+		}
+		if werr == unix.EAGAIN {
+			return batch, nil
+		}
+		if werr != nil {
+			return nil, werr
+		}
+	}
+	return nil, nil
+}
+
+// maxIovecs is Linux's IOV_MAX: the most buffers one writev takes.
+const maxIovecs = 1024
+
+// consume drops the first n written bytes of bufs.
+func consume(bufs net.Buffers, n int) net.Buffers {
+	for len(bufs) > 0 && n >= len(bufs[0]) {
+		n -= len(bufs[0])
+		bufs[0] = nil
+		bufs = bufs[1:]
+	}
+	if n > 0 && len(bufs) > 0 {
+		bufs[0] = bufs[0][n:]
+	}
+	return bufs
+}
+
+// writeFailed drops what is pending and closes the transport.
+func (w *wsTransport) writeFailed(err error) {
+	w.mu.Lock()
+	w.closed = true
+	w.writing = false
+	clear(w.pending)
+	w.pending, w.pendingBytes = nil, 0
+	w.mu.Unlock()
+	if errors.Is(err, errSlowClient) {
+		w.socket.Emit("error", err)
+		_ = w.socket.Close()
+		return
+	}
 	_ = w.socket.Close()
 }
 
-// DoClose closes the transport.
+// OnClose marks the transport closed (the engine learns it from the
+// "close" event) and closes the connection once what is queued, such as
+// the reply to a client's close frame, is written.
+func (w *wsTransport) OnClose() {
+	w.closeAfterWrites()
+	w.Transport.OnClose()
+}
+
+// DoClose closes the transport once what is already queued is written.
 func (w *wsTransport) DoClose(fn types.Callable) {
-	w.writeQueue.TryClose()
-	defer func() { _ = w.socket.Close() }()
 	if fn != nil {
 		fn()
 	}
+	w.closeAfterWrites()
 }
 
-// frameCache shares one server WebSocket frame per broadcast: entries are
-// keyed by a weak pointer to the broadcast's pre-encoded packet and removed
-// when that packet is garbage collected, so the cache holds only frames of
-// broadcasts still being written.
-type frameCache struct {
-	m sync.Map // weak.Pointer[types.StringBuffer] -> []byte
-}
-
-// text returns the text frame of sb, building it on first use.
-func (c *frameCache) text(sb *types.StringBuffer) []byte {
-	key := weak.Make(sb)
-	if f, ok := c.m.Load(key); ok {
-		return f.([]byte)
+// closeAfterWrites refuses further frames and closes the connection now
+// when no write is in progress, else lets the writer close it when done
+// (within writeTimeout).
+func (w *wsTransport) closeAfterWrites() {
+	w.mu.Lock()
+	w.closing = true
+	idle := !w.writing
+	w.mu.Unlock()
+	if idle {
+		_ = w.socket.Close()
 	}
-	frame := appendFrame(nil, ws.TextMessage, sb.Bytes())
-	if f, loaded := c.m.LoadOrStore(key, frame); loaded {
-		return f.([]byte)
-	}
-	runtime.AddCleanup(sb, func(k weak.Pointer[types.StringBuffer]) { c.m.Delete(k) }, key)
-	return frame
 }
 
 // appendFrame appends an unmasked, final server frame (RFC 6455 5.2).
 func appendFrame(dst []byte, opcode byte, payload []byte) []byte {
-	n := len(payload)
+	return append(appendFrameHeader(dst, opcode, len(payload)), payload...)
+}
+
+// appendFrameHeader appends the header of an unmasked, final server frame
+// of n payload bytes.
+func appendFrameHeader(dst []byte, opcode byte, n int) []byte {
 	switch {
 	case n <= 125:
-		dst = append(dst, 0x80|opcode, byte(n))
+		return append(dst, 0x80|opcode, byte(n))
 	case n <= 0xffff:
-		dst = append(dst, 0x80|opcode, 126, byte(n>>8), byte(n))
+		return append(dst, 0x80|opcode, 126, byte(n>>8), byte(n))
 	default:
 		dst = append(dst, 0x80|opcode, 127)
-		dst = binary.BigEndian.AppendUint64(dst, uint64(n))
+		return binary.BigEndian.AppendUint64(dst, uint64(n))
 	}
-	return append(dst, payload...)
 }

@@ -1,0 +1,284 @@
+package gateway
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+
+	"github.com/meshgen/gateway/bus"
+)
+
+func subscribed(t *testing.T, url, project string) *rawClient {
+	t.Helper()
+	c := dial(t, url)
+	t.Cleanup(func() { _ = c.conn.Close() })
+	c.send("40", `42["subscribe_project",{"project_id":"`+project+`"}]`)
+	if c.waitEvent("subscribed_project") == "" {
+		t.Fatal("subscribe not answered")
+	}
+	return c
+}
+
+func logLine(room string, i int) bus.Event {
+	return bus.Event{Name: "log_line", Rooms: []string{room}, Payload: json.RawMessage(fmt.Sprintf(`{"job_id":"j","message":"%d"}`, i))}
+}
+
+// directNow reports whether the only connected client's broadcasts take
+// the direct path (fanout.go).
+func directNow(s *Server) bool {
+	direct := false
+	s.io.Sockets().Sockets().Range(func(_ socket.SocketId, sock *socket.Socket) bool {
+		direct = directTransport(sock) != nil
+		return false
+	})
+	return direct
+}
+
+func TestCloseFrameAnswered(t *testing.T) {
+	_, url := newTestServer(t, Options{})
+	c := subscribed(t, url, "p")
+	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye")
+	if err := c.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, _, err := c.conn.ReadMessage()
+		if err == nil {
+			continue
+		}
+		if !websocket.IsCloseError(err, websocket.CloseNormalClosure) {
+			t.Fatalf("after the client's close frame: %v, want the server's close frame 1000", err)
+		}
+		return
+	}
+}
+
+func TestPingFrameAnswered(t *testing.T) {
+	_, url := newTestServer(t, Options{})
+	c := subscribed(t, url, "p")
+	pong := make(chan string, 1)
+	c.conn.SetPongHandler(func(data string) error { pong <- data; return nil })
+	if err := c.conn.WriteControl(websocket.PingMessage, []byte("are-you-there"), time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _, _, _ = c.conn.ReadMessage() }() // control frames are handled while reading
+	select {
+	case got := <-pong:
+		if got != "are-you-there" {
+			t.Fatalf("pong carries %q", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no pong")
+	}
+}
+
+// TestBroadcastOrderAndSelection sends numbered events to rooms of many
+// clients (more than one fan-out chunk): every member gets every event of
+// its rooms once and in order, a client in two rooms once per event,
+// excepted rooms nothing, and nobody else anything.
+func TestBroadcastOrderAndSelection(t *testing.T) {
+	s, url := newTestServer(t, Options{})
+	const members, events = 150, 300
+	var clients []*rawClient
+	for range members {
+		clients = append(clients, subscribed(t, url, "a"))
+	}
+	both := subscribed(t, url, "a")
+	both.send(`42["subscribe_project",{"project_id":"b"}]`)
+	if both.waitEvent("subscribed_project") == "" {
+		t.Fatal("second subscribe not answered")
+	}
+	other := subscribed(t, url, "c")
+
+	for i := range events {
+		s.Deliver(bus.Event{Name: "log_line", Rooms: []string{"project_a", "project_b"}, Payload: json.RawMessage(fmt.Sprintf(`{"job_id":"j","message":"%d"}`, i))})
+	}
+	s.Emit("log_line", []string{"project_a"}, false, []string{"project_b"}, []json.RawMessage{json.RawMessage(`{"job_id":"j","message":"not for both"}`)})
+	s.Emit("log_line", nil, true, nil, []json.RawMessage{json.RawMessage(`{"job_id":"j","message":"everyone"}`)})
+
+	var wg sync.WaitGroup
+	check := func(c *rawClient, wantExcepted bool) {
+		defer wg.Done()
+		for i := range events {
+			if got, want := c.waitEvent("log_line"), fmt.Sprintf(`{"job_id":"j","message":"%d"}`, i); got != want {
+				t.Errorf("event %d: got %q, want %q", i, got, want)
+				return
+			}
+		}
+		next := c.waitEvent("log_line")
+		if wantExcepted {
+			if next != `{"job_id":"j","message":"not for both"}` {
+				t.Errorf("got %q, want the event that excepts project_b", next)
+			}
+			next = c.waitEvent("log_line")
+		}
+		if next != `{"job_id":"j","message":"everyone"}` {
+			t.Errorf("got %q, want the broadcast", next)
+		}
+	}
+	for _, c := range clients {
+		wg.Add(1)
+		go check(c, true)
+	}
+	wg.Add(1)
+	go check(both, false)
+	wg.Wait()
+	if got := other.waitEvent("log_line"); got != `{"job_id":"j","message":"everyone"}` {
+		t.Fatalf("a client of another room got %q first", got)
+	}
+}
+
+// TestSlowClientDisconnected: a client that reads nothing is cut off once
+// its backlog passes maxPendingBytes; the others get every event.
+func TestSlowClientDisconnected(t *testing.T) {
+	s, url := newTestServer(t, Options{})
+	slow := subscribed(t, url, "big")
+	fast := subscribed(t, url, "big")
+	big := strings.Repeat("x", 64<<10)
+	const events = 400 // 25 MiB: more than the kernel buffers and the limit
+	received := make(chan int, 1)
+	go func() {
+		n := 0
+		for n < events {
+			if fast.waitEvent("log_line") == "" {
+				break
+			}
+			n++
+		}
+		received <- n
+	}()
+	for range events {
+		s.Deliver(bus.Event{Name: "log_line", Rooms: []string{"project_big"}, Payload: json.RawMessage(`{"job_id":"j","message":"` + big + `"}`)})
+	}
+	if n := <-received; n != events {
+		t.Fatalf("the reading client got %d of %d events", n, events)
+	}
+	// The slow client's connection must end; reading it now drains what the
+	// kernel held and then sees the close.
+	_ = slow.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got := 0
+	for {
+		_, _, err := slow.conn.ReadMessage()
+		if err != nil {
+			if strings.Contains(err.Error(), "timeout") {
+				t.Fatalf("slow client still connected after %d frames", got)
+			}
+			break
+		}
+		got++
+	}
+	if got >= events {
+		t.Fatalf("slow client got all %d events: the limit never applied", got)
+	}
+}
+
+// TestUpgradedSessionGoesDirect: a session that starts on long-polling
+// (socket.io-client's default) and upgrades gets broadcasts sent before,
+// during and after the upgrade, in order, and after the upgrade they take
+// the direct path.
+func TestUpgradedSessionGoesDirect(t *testing.T) {
+	s, wsURL := newTestServer(t, Options{})
+	base := "http" + strings.TrimPrefix(strings.TrimSuffix(wsURL, "&transport=websocket"), "ws") + "&transport=polling"
+	get := func(url string) string {
+		t.Helper()
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	post := func(url, body string) {
+		t.Helper()
+		resp, err := http.Post(url, "text/plain;charset=UTF-8", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+	}
+	open := get(base)
+	var hs struct{ Sid string }
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(open, "0")), &hs); err != nil || hs.Sid == "" {
+		t.Fatalf("open = %q", open)
+	}
+	session := base + "&sid=" + hs.Sid
+	post(session, "40\x1e"+`42["subscribe_project",{"project_id":"u"}]`)
+	var polled strings.Builder
+	for !strings.Contains(polled.String(), "subscribed_project") {
+		polled.WriteString(get(session) + "\x1e")
+	}
+
+	const before, during, after = 5, 5, 5
+	n := 0
+	deliver := func(k int) {
+		for range k {
+			s.Deliver(logLine("project_u", n))
+			n++
+		}
+	}
+	deliver(before)
+	if directNow(s) {
+		t.Fatal("a long-polling session took the direct path")
+	}
+	conn, _, err := websocket.DefaultDialer.Dial(wsURL+"&sid="+hs.Sid, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.WriteMessage(websocket.TextMessage, []byte("2probe")); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, b, err := conn.ReadMessage(); err != nil || string(b) != "3probe" {
+		t.Fatalf("probe answer %q, %v", b, err)
+	}
+	deliver(during) // buffered by the engine on the paused polling transport
+	// The client finishes the pending poll, as socket.io-client does, then
+	// sends the upgrade packet.
+	polled.WriteString(get(session) + "\x1e")
+	if err := conn.WriteMessage(websocket.TextMessage, []byte("5")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !directNow(s) {
+		if time.Now().After(deadline) {
+			t.Fatal("the upgraded session never went direct")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	deliver(after)
+
+	// Events 0..n-1 arrive once each, in order, split between the polling
+	// responses and the WebSocket.
+	var got []string
+	for _, packet := range strings.Split(polled.String(), "\x1e") {
+		if strings.HasPrefix(packet, `42["log_line",`) {
+			got = append(got, packet)
+		}
+	}
+	for len(got) < n {
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, b, err := conn.ReadMessage()
+		if err != nil {
+			t.Fatalf("after %d of %d events: %v; got %q", len(got), n, err, got)
+		}
+		if strings.HasPrefix(string(b), `42["log_line",`) {
+			got = append(got, string(b))
+		}
+	}
+	for i, g := range got {
+		if want := fmt.Sprintf(`42["log_line",{"job_id":"j","message":"%d"}]`, i); g != want {
+			t.Fatalf("event %d = %q, want %q (all: %q)", i, g, want, got)
+		}
+	}
+}
