@@ -70,10 +70,10 @@ func (a *fanoutAdapter) Broadcast(p *parser.Packet, opts *socket.BroadcastOption
 	}
 
 	var idle []*wsTransport
+	// The library's Broadcast also calls each socket's outgoing listeners
+	// (Socket.OnAnyOutgoing); the gateway registers none, so that per-socket
+	// call (a closure and a copy of an empty list) is left out.
 	a.each(opts, func(sock *socket.Socket) {
-		if notify := sock.NotifyOutgoingListeners(); notify != nil {
-			notify(p)
-		}
 		if frame != nil {
 			if t := directTransport(sock); t != nil {
 				if t.queueFrames(frame) {

@@ -72,6 +72,9 @@ func chartPanels(all map[string]*ScenarioResults) []panel {
 		p99.cats = append(p99.cats, category{"rooms (knee)", "rooms", "knee_p99_ms"})
 		ingest.cats = append(ingest.cats, category{"rooms: at the knee", "rooms", "knee_events_per_sec"})
 	}
+	for _, k := range stageKeys(all, "rooms100", "p99_ms") {
+		p99.cats = append(p99.cats, category{"100 rooms " + at(k) + " ev/s", "rooms100", k})
+	}
 	for _, k := range stageKeys(all, "e2e", "p99_ms") {
 		p99.cats = append(p99.cats, category{"e2e " + at(k) + "/s", "e2e", k})
 	}

@@ -375,6 +375,23 @@ func headlineRows(all map[string]*ScenarioResults) []row {
 			row{"Rooms: p99 latency at the knee (ms)", "rooms", "knee_p99_ms", false},
 		)
 	}
+	if all["rooms100"] != nil {
+		c := clientsOf(all, "rooms100")
+		for _, k := range stageKeys(all, "rooms100", "p99_ms") {
+			r := at(k)
+			d := r
+			if n, err := strconv.ParseFloat(r, 64); err == nil {
+				d = shortCount(strconv.FormatFloat(n*10, 'f', 0, 64))
+			}
+			rows = append(rows,
+				row{"Rooms100, " + c + " clients in 100 rooms, " + r + " events/s in batches of 100 (" + d + " deliveries/s): p50 (ms)", "rooms100", "p50_ms@" + r, false},
+				row{"Rooms100 " + r + "/s: p99 (ms)", "rooms100", "p99_ms@" + r, false},
+				row{"Rooms100 " + r + "/s: p99.9 (ms)", "rooms100", "p999_ms@" + r, false},
+				row{"Rooms100 " + r + "/s: deliveries per server CPU-second", "rooms100", "deliveries_per_cpu_sec@" + r, true},
+			)
+		}
+		rows = append(rows, row{"Rooms100: lost deliveries (must be 0)", "rooms100", "lost", false})
+	}
 	if all["e2e"] != nil {
 		for _, k := range stageKeys(all, "e2e", "p99_ms") {
 			r := at(k)
@@ -654,7 +671,7 @@ func contains(xs []string, x string) bool {
 	return false
 }
 
-var scenarioRank = map[string]int{"fanout": 0, "fanout10k": 1, "burst": 2, "idle": 3, "rooms": 4, "e2e": 5, "ingest": 6}
+var scenarioRank = map[string]int{"fanout": 0, "fanout10k": 1, "burst": 2, "idle": 3, "rooms": 4, "rooms100": 5, "e2e": 6, "ingest": 7}
 
 func scenarioOrder(all map[string]*ScenarioResults) []string {
 	var out []string
