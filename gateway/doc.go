@@ -3,9 +3,14 @@
 // handlers of package rooms, and the delivery of bus events to rooms.
 //
 // Delivery: Deliver emits one bus event to its rooms through the library's
-// broadcast operator, which encodes the packet once per event and hands the
-// same bytes to every recipient; the payload arrives already encoded as JSON
-// and is embedded as is.
+// broadcast operator; the payload arrives already encoded as JSON and is
+// embedded as is. The operator hands the packet to the room adapter, which
+// is the gateway's (fanout.go, installed with the library's SetAdapter): it
+// keeps the library's room bookkeeping and replaces Broadcast. The event is
+// encoded and framed once as a WebSocket frame, appended to every
+// recipient's pending list, and the connections that were idle are written
+// in parallel chunks, one non-blocking writev each. Long-polling sessions
+// and sessions mid-upgrade get the library's per-socket path.
 //
 // Handshake gate: the library writes the CONNECT reply before it registers
 // the namespace on the client, and an EVENT read in that window makes it
@@ -18,9 +23,12 @@
 //
 // WebSocket transport (wstransport.go): the gateway replaces the library's
 // WebSocket transport through the engine's SetTransports option. It reads
-// as the library does; it writes each broadcast's frame once and hands every
-// recipient the same bytes (one writev per flush), where the library builds
-// a gorilla PreparedMessage per recipient. Long-polling is the library's.
+// as the library does. It writes without a goroutine or queue per
+// connection: whoever finds a connection idle writes its pending frames at
+// once; a goroutine stays behind only while the kernel's socket buffer is
+// full, and a client with more than 8 MiB unread is disconnected. The
+// library instead builds a gorilla PreparedMessage per recipient and runs a
+// write queue per connection. Long-polling is the library's.
 //
 // Concurrency: the library calls a socket's event handlers one at a time, in
 // arrival order; Deliver may be called from any goroutine.

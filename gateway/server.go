@@ -62,8 +62,8 @@ type Options struct {
 	// disableGate turns the handshake gate off; only tests use it, to show
 	// that the race it closes is real.
 	disableGate bool
-	// libraryWebSocket serves WebSocket with the library's own transport;
-	// only benchmarks use it, as the reference run.
+	// libraryWebSocket serves WebSocket with the library's own transport and
+	// room adapter; only benchmarks use it, as the reference run.
 	libraryWebSocket bool
 }
 
@@ -114,7 +114,7 @@ func New(opts Options) *Server {
 	// transport (wstransport.go), and broadcasts framed once and queued on
 	// it directly (fanout.go).
 	if !opts.libraryWebSocket {
-		so.SetTransports(types.NewSet[transports.TransportCtor](&transports.PollingBuilder{}, wsBuilder{}))
+		so.SetTransports(types.NewSet[transports.TransportCtor](&transports.PollingBuilder{}, wsBuilder{pingDelay: pingDelayFor(opts.PingTimeout)}))
 		so.SetAdapter(fanoutAdapterBuilder{})
 	}
 
@@ -223,8 +223,16 @@ func (s *Server) onConnection(args ...any) {
 	m := member{sock}
 	s.clients.Add(1)
 	_ = sock.OnAny(func(args ...any) { s.onEvent(sock, m, args) })
-	_ = sock.On("disconnect", func(...any) {
+	_ = sock.On("disconnect", func(args ...any) {
 		s.clients.Add(-1)
+		reason := "unknown"
+		if len(args) > 0 {
+			if r, ok := args[0].(string); ok {
+				reason = r
+			}
+		}
+		s.opts.Metrics.Disconnected(reason)
+		s.log.Debug("client disconnected", slog.String("sid", string(sock.Id())), slog.String("reason", reason))
 		ctx, cancel := context.WithTimeout(context.Background(), handlerTimeout)
 		defer cancel()
 		s.opts.Protocol.Disconnected(ctx, m)

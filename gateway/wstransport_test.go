@@ -282,3 +282,95 @@ func TestUpgradedSessionGoesDirect(t *testing.T) {
 		}
 	}
 }
+
+// TestHeartbeatUnderLoad keeps many clients answering pings while the
+// server broadcasts without pause, with a short heartbeat: pings are
+// written whole between broadcast frames and no client that answers them
+// is closed.
+func TestHeartbeatUnderLoad(t *testing.T) {
+	s, url := newTestServer(t, Options{PingInterval: 50 * time.Millisecond, PingTimeout: 2 * time.Second})
+	const n = 200
+	var clients []*rawClient
+	for range n {
+		clients = append(clients, subscribed(t, url, "hb"))
+	}
+	stop := make(chan struct{})
+	var closed sync.WaitGroup
+	var lost atomicCounter
+	for _, c := range clients {
+		closed.Add(1)
+		go func() {
+			defer closed.Done()
+			for {
+				_ = c.conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+				_, b, err := c.conn.ReadMessage()
+				if err != nil {
+					select {
+					case <-stop:
+					default:
+						lost.add()
+					}
+					return
+				}
+				if string(b) == "2" {
+					if err := c.conn.WriteMessage(websocket.TextMessage, []byte("3")); err != nil {
+						return
+					}
+				}
+			}
+		}()
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for i := 0; time.Now().Before(deadline); i++ {
+		s.Deliver(logLine("project_hb", i))
+		time.Sleep(2 * time.Millisecond) // paced, so a slow (-race) run does not build a backlog
+	}
+	close(stop)
+	for _, c := range clients {
+		_ = c.conn.Close()
+	}
+	closed.Wait()
+	if got := lost.load(); got > 0 {
+		t.Fatalf("%d of %d clients were closed by the server while answering every ping", got, n)
+	}
+}
+
+type atomicCounter struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (c *atomicCounter) add()      { c.mu.Lock(); c.n++; c.mu.Unlock() }
+func (c *atomicCounter) load() int { c.mu.Lock(); defer c.mu.Unlock(); return c.n }
+
+// TestPingWrittenAfterDelay: the engine's ping reaches the client no
+// sooner than pingDelay after the engine sent it, so the engine has armed
+// its ping timeout before the pong can come back (wsTransport.Send). Only
+// a lower bound is checked: a slow machine makes the ping later, never
+// earlier.
+func TestPingWrittenAfterDelay(t *testing.T) {
+	const interval, timeout = 100 * time.Millisecond, 400 * time.Millisecond
+	if d := pingDelayFor(timeout); d != timeout/4 {
+		t.Fatalf("pingDelayFor(%v) = %v", timeout, d)
+	}
+	if d := pingDelayFor(20 * time.Second); d != time.Second {
+		t.Fatalf("pingDelayFor(20s) = %v, want 1s", d)
+	}
+	_, url := newTestServer(t, Options{PingInterval: interval, PingTimeout: timeout})
+	start := time.Now()
+	c := dial(t, url)
+	defer c.conn.Close()
+	for {
+		_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, b, err := c.conn.ReadMessage()
+		if err != nil {
+			t.Fatalf("no ping: %v", err)
+		}
+		if string(b) == "2" {
+			break
+		}
+	}
+	if got, min := time.Since(start), interval+pingDelayFor(timeout); got < min {
+		t.Fatalf("first ping after %v, want at least interval + delay = %v", got, min)
+	}
+}

@@ -28,6 +28,7 @@ type Metrics struct {
 	clientEvents    *prometheus.CounterVec
 	emitted         *prometheus.CounterVec
 	deliveries      prometheus.Counter
+	disconnects     *prometheus.CounterVec
 	httpRequests    *prometheus.CounterVec
 	busPublish      *prometheus.HistogramVec
 	busConsumeLag   prometheus.Histogram
@@ -52,6 +53,9 @@ func New() *Metrics {
 		deliveries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gateway_socket_deliveries_total", Help: "Event deliveries to clients of this node (one per client reached).",
 		}),
+		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_socket_disconnects_total", Help: "Clients disconnected from this node, by Socket.IO reason (transport close, ping timeout, ...).",
+		}, []string{"reason"}),
 		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gateway_http_requests_total", Help: "Producer HTTP requests (webhook, publish API, job registry) by route and status code.",
 		}, []string{"route", "code"}),
@@ -68,7 +72,7 @@ func New() *Metrics {
 			Name: "gateway_webhook_to_emit_seconds", Help: "Time from receiving a webhook (on any node) to emitting its event on this node.", Buckets: latencyBuckets,
 		}),
 	}
-	m.reg.MustRegister(m.clientEvents, m.emitted, m.deliveries, m.httpRequests, m.busPublish, m.busConsumeLag, m.redisReconnects, m.webhookToEmit,
+	m.reg.MustRegister(m.clientEvents, m.emitted, m.deliveries, m.disconnects, m.httpRequests, m.busPublish, m.busConsumeLag, m.redisReconnects, m.webhookToEmit,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -122,6 +126,15 @@ func (m *Metrics) Emitted(name string, n int) {
 	if m != nil {
 		m.emitted.WithLabelValues(name).Inc()
 		m.deliveries.Add(float64(n))
+	}
+}
+
+// Disconnected counts one client disconnect. reason is the library's
+// Socket.IO reason, a short fixed set ("transport close", "ping timeout",
+// "server shutting down", ...).
+func (m *Metrics) Disconnected(reason string) {
+	if m != nil {
+		m.disconnects.WithLabelValues(reason).Inc()
 	}
 }
 
