@@ -167,6 +167,12 @@ func run() int {
 		case "e2e":
 			p.Choose = scenario.UniformChooser(*rooms)
 		}
+		for _, r := range rateList {
+			if r*step.Seconds() < 1 {
+				fmt.Fprintf(os.Stderr, "loadgen: a step of %v at %.2f events/s sends no event; raise the rate or -step\n", *step, r)
+				return 2
+			}
+		}
 		p.Rates = rateList
 		res = scenario.Stepped(ctx, h, p)
 	case "burst":

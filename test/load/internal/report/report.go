@@ -296,6 +296,18 @@ func clientsOf(all map[string]*ScenarioResults, scen string) string {
 	return "?"
 }
 
+// kneeLimit is the p99 bound of scen's knee: its -p99-limit, else the
+// loadgen's default, 50 ms.
+func kneeLimit(all map[string]*ScenarioResults, scen string) string {
+	if l := argOf(all, scen, "-p99-limit"); l != "" {
+		if d, err := time.ParseDuration(l); err == nil {
+			return strconv.FormatInt(d.Milliseconds(), 10) + " ms"
+		}
+		return l
+	}
+	return "50 ms"
+}
+
 func argOf(all map[string]*ScenarioResults, scen, flag string) string {
 	sr := all[scen]
 	if sr == nil {
@@ -331,7 +343,7 @@ func headlineRows(all map[string]*ScenarioResults) []row {
 		}
 		c := clientsOf(all, fan)
 		rows = append(rows,
-			row{"Fan-out, " + c + " clients in one room: deliveries/s at the knee (p99 ≤ 50 ms)", fan, "knee_deliveries_per_sec", true},
+			row{"Fan-out, " + c + " clients in one room: deliveries/s at the knee (p99 ≤ " + kneeLimit(all, fan) + ")", fan, "knee_deliveries_per_sec", true},
 			row{"Fan-out " + c + ": deliveries per server CPU-second at the knee", fan, "knee_deliveries_per_cpu_sec", true},
 			row{"Fan-out " + c + ": p99 latency at the knee (ms)", fan, "knee_p99_ms", false},
 			row{"Fan-out " + c + ": server CPU at the knee (%)", fan, "knee_cpu_percent", false},
@@ -505,7 +517,7 @@ func markdown(all map[string]*ScenarioResults, m *Machine, servers []string) str
 					w(" %s |", spreadCell(f))
 				}
 			} else if strings.HasPrefix(r.key, "knee_") && all[r.scen] != nil && all[r.scen].Servers[s] != nil {
-				w(" no knee: p99 > 50 ms from the lowest rate |")
+				w(" no knee: p99 > %s from the lowest rate |", kneeLimit(all, r.scen))
 			} else {
 				w(" – |")
 			}
