@@ -28,7 +28,9 @@
 // once; a goroutine stays behind only while the kernel's socket buffer is
 // full, and a client with more than 8 MiB unread is disconnected. The
 // library instead builds a gorilla PreparedMessage per recipient and runs a
-// write queue per connection. Long-polling is the library's.
+// write queue per connection. The engine's heartbeat ping is written after
+// a short delay, so the engine has armed its ping timeout before the pong
+// can arrive (wsTransport.Send). Long-polling is the library's.
 //
 // Concurrency: the library calls a socket's event handlers one at a time, in
 // arrival order; Deliver may be called from any goroutine.
