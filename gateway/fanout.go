@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"runtime"
+	"sync"
 
 	ws "github.com/gorilla/websocket"
 	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
@@ -11,8 +12,9 @@ import (
 
 // This file is the gateway's seam in the library's Socket.IO layer: a room
 // adapter (the library's own extension point, socket.ServerOptions
-// SetAdapter) that keeps the library's room bookkeeping and replaces only
-// Broadcast, the one method on the hot path.
+// SetAdapter) that keeps the library's room bookkeeping and replaces
+// Broadcast, the one method on the hot path (and wraps the join and leave
+// methods, only to keep its own cache of each room's members current).
 //
 // The library's Broadcast encodes the event once and then, for every
 // recipient, clones the encoded packet and walks the engine's per-packet
@@ -23,7 +25,9 @@ import (
 // connections that were idle are then written in parallel chunks, one
 // writev each. Recipients the frame cannot reach that way (long-polling,
 // an upgrade in progress, another transport) get the library's path,
-// with the same encoded packet.
+// with the same encoded packet. A broadcast to one room (every bus event)
+// walks a cached list of the room's sockets and their transports instead
+// of copying the room's id set and looking every id up again.
 
 // fanoutChunk is the fewest connections worth a goroutine of their own.
 const fanoutChunk = 64
@@ -33,7 +37,7 @@ type fanoutAdapterBuilder struct{}
 
 // New builds the adapter of nsp.
 func (fanoutAdapterBuilder) New(nsp socket.Namespace) socket.Adapter {
-	a := &fanoutAdapter{Adapter: socket.MakeAdapter()}
+	a := &fanoutAdapter{Adapter: socket.MakeAdapter(), members: make(map[socket.Room]*roomMembers)}
 	a.Prototype(a)
 	a.Construct(nsp)
 	return a
@@ -43,6 +47,28 @@ func (fanoutAdapterBuilder) New(nsp socket.Namespace) socket.Adapter {
 // Broadcast.
 type fanoutAdapter struct {
 	socket.Adapter
+
+	// members caches, per room, the sockets a one-room broadcast reaches
+	// (and their WebSocket transports once direct), so the hot path does
+	// not copy the room's id set and look every id up again. An entry is
+	// dropped by every join and leave of its room (AddAll, Del, DelAll).
+	mu      sync.Mutex
+	members map[socket.Room]*roomMembers
+}
+
+// roomMembers is one room's cache entry. gen changes on every join or
+// leave, so a list built from an older view of the room is not stored.
+type roomMembers struct {
+	gen   uint64
+	valid bool
+	list  []recipient // never modified once stored
+}
+
+// recipient is one member of a room: its socket and, when it was already
+// direct when the list was built, its WebSocket transport.
+type recipient struct {
+	sock *socket.Socket
+	ws   *wsTransport
 }
 
 // Broadcast sends packet to the sockets opts selects (rooms, minus except),
@@ -73,18 +99,127 @@ func (a *fanoutAdapter) Broadcast(p *parser.Packet, opts *socket.BroadcastOption
 	// The library's Broadcast also calls each socket's outgoing listeners
 	// (Socket.OnAnyOutgoing); the gateway registers none, so that per-socket
 	// call (a closure and a copy of an empty list) is left out.
-	a.each(opts, func(sock *socket.Socket) {
-		if frame != nil {
-			if t := directTransport(sock); t != nil {
-				if t.queueFrames(frame) {
-					idle = append(idle, t)
-				}
-				return
+	send := func(sock *socket.Socket, t *wsTransport) {
+		if frame != nil && t != nil {
+			if t.queueFrames(frame) {
+				idle = append(idle, t)
 			}
+			return
 		}
 		sock.Client().WriteToEngine(encoded, writeOpts)
-	})
+	}
+	if room, ok := singleRoom(opts); ok {
+		// The hot path: one room, nobody excepted.
+		stale := false
+		for _, r := range a.roomList(room) {
+			if !r.sock.Connected() {
+				continue
+			}
+			t := r.ws
+			if t == nil {
+				if t = directTransport(r.sock); t != nil {
+					stale = true // it went direct since the list was built
+				}
+			}
+			send(r.sock, t)
+		}
+		if stale {
+			a.invalidate(room)
+		}
+	} else {
+		a.each(opts, func(sock *socket.Socket) { send(sock, directTransport(sock)) })
+	}
 	flushAll(idle)
+}
+
+// singleRoom returns the room of a broadcast to exactly one room with no
+// exceptions.
+func singleRoom(opts *socket.BroadcastOptions) (socket.Room, bool) {
+	if opts == nil || opts.Rooms == nil || opts.Rooms.Len() != 1 || (opts.Except != nil && opts.Except.Len() > 0) {
+		return "", false
+	}
+	return opts.Rooms.Keys()[0], true
+}
+
+// roomList returns room's members, from the cache or built from the
+// library's room (and cached when no join or leave happened meanwhile).
+func (a *fanoutAdapter) roomList(room socket.Room) []recipient {
+	a.mu.Lock()
+	e := a.members[room]
+	if e == nil {
+		e = &roomMembers{}
+		a.members[room] = e
+	}
+	if e.valid {
+		list := e.list
+		a.mu.Unlock()
+		return list
+	}
+	gen := e.gen
+	a.mu.Unlock()
+
+	var list []recipient
+	complete := true
+	if ids, ok := a.Rooms().Load(room); ok {
+		sockets := a.Nsp().Sockets()
+		keys := ids.Keys()
+		list = make([]recipient, 0, len(keys))
+		for _, id := range keys {
+			sock, ok := sockets.Load(id)
+			if !ok {
+				complete = false // joined before the namespace listed it
+				continue
+			}
+			list = append(list, recipient{sock: sock, ws: directTransport(sock)})
+		}
+	}
+	a.mu.Lock()
+	if complete && e.gen == gen && a.members[room] == e {
+		e.list, e.valid = list, true
+	}
+	a.mu.Unlock()
+	return list
+}
+
+// invalidate drops room's cached members; the entry goes when the room is
+// gone.
+func (a *fanoutAdapter) invalidate(rooms ...socket.Room) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, room := range rooms {
+		e := a.members[room]
+		if e == nil {
+			continue
+		}
+		e.gen++
+		e.valid, e.list = false, nil
+		if _, ok := a.Rooms().Load(room); !ok {
+			delete(a.members, room)
+		}
+	}
+}
+
+// AddAll joins id to rooms (the library's adapter), then drops the cached
+// members of those rooms.
+func (a *fanoutAdapter) AddAll(id socket.SocketId, rooms *types.Set[socket.Room]) {
+	a.Adapter.AddAll(id, rooms)
+	a.invalidate(rooms.Keys()...)
+}
+
+// Del removes id from room, then drops room's cached members.
+func (a *fanoutAdapter) Del(id socket.SocketId, room socket.Room) {
+	a.Adapter.Del(id, room)
+	a.invalidate(room)
+}
+
+// DelAll removes id from all its rooms, then drops their cached members.
+func (a *fanoutAdapter) DelAll(id socket.SocketId) {
+	var rooms []socket.Room
+	if set := a.SocketRooms(id); set != nil {
+		rooms = set.Keys()
+	}
+	a.Adapter.DelAll(id)
+	a.invalidate(rooms...)
 }
 
 // each calls fn for every connected socket opts selects, once each: the

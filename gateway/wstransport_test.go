@@ -374,3 +374,51 @@ func TestPingWrittenAfterDelay(t *testing.T) {
 		t.Fatalf("first ping after %v, want at least interval + delay = %v", got, min)
 	}
 }
+
+// TestRoomMembersFollowJoinsAndLeaves: the fan-out adapter caches each
+// room's members; every join, leave and disconnect must show in the next
+// broadcast.
+func TestRoomMembersFollowJoinsAndLeaves(t *testing.T) {
+	s, url := newTestServer(t, Options{})
+	a := subscribed(t, url, "p")
+	s.Deliver(logLine("project_p", 0)) // builds p's member list with a alone
+	if got := a.waitEvent("log_line"); got != `{"job_id":"j","message":"0"}` {
+		t.Fatalf("a got %q", got)
+	}
+
+	b := subscribed(t, url, "p") // joins after the list was built
+	s.Deliver(logLine("project_p", 1))
+	for name, c := range map[string]*rawClient{"a": a, "b": b} {
+		if got := c.waitEvent("log_line"); got != `{"job_id":"j","message":"1"}` {
+			t.Fatalf("%s got %q, want event 1", name, got)
+		}
+	}
+
+	a.send(`42["subscribe_project",{"project_id":"q"}]`, `42["unsubscribe_project",{"project_id":"p"}]`)
+	if a.waitEvent("unsubscribed_project") == "" {
+		t.Fatal("unsubscribe not answered")
+	}
+	s.Deliver(logLine("project_p", 2)) // a left p
+	s.Deliver(logLine("project_q", 3))
+	if got := a.waitEvent("log_line"); got != `{"job_id":"j","message":"3"}` {
+		t.Fatalf("a got %q after leaving p, want only q's event 3", got)
+	}
+	if got := b.waitEvent("log_line"); got != `{"job_id":"j","message":"2"}` {
+		t.Fatalf("b got %q, want event 2", got)
+	}
+
+	_ = b.conn.Close() // b disconnects; p is empty until c joins
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Clients() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("b's disconnect never reached the server")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	s.Deliver(logLine("project_p", 4))
+	c := subscribed(t, url, "p")
+	s.Deliver(logLine("project_p", 5))
+	if got := c.waitEvent("log_line"); got != `{"job_id":"j","message":"5"}` {
+		t.Fatalf("c got %q, want event 5", got)
+	}
+}
