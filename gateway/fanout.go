@@ -143,6 +143,8 @@ func singleRoom(opts *socket.BroadcastOptions) (socket.Room, bool) {
 
 // roomList returns room's members, from the cache or built from the
 // library's room (and cached when no join or leave happened meanwhile).
+// A room without members gets no entry: events to rooms nobody is in must
+// not grow the cache.
 func (a *fanoutAdapter) roomList(room socket.Room) []recipient {
 	a.mu.Lock()
 	e := a.members[room]
@@ -158,20 +160,26 @@ func (a *fanoutAdapter) roomList(room socket.Room) []recipient {
 	gen := e.gen
 	a.mu.Unlock()
 
-	var list []recipient
-	complete := true
-	if ids, ok := a.Rooms().Load(room); ok {
-		sockets := a.Nsp().Sockets()
-		keys := ids.Keys()
-		list = make([]recipient, 0, len(keys))
-		for _, id := range keys {
-			sock, ok := sockets.Load(id)
-			if !ok {
-				complete = false // joined before the namespace listed it
-				continue
-			}
-			list = append(list, recipient{sock: sock, ws: directTransport(sock)})
+	ids, ok := a.Rooms().Load(room)
+	if !ok {
+		a.mu.Lock()
+		if a.members[room] == e && !e.valid {
+			delete(a.members, room)
 		}
+		a.mu.Unlock()
+		return nil
+	}
+	sockets := a.Nsp().Sockets()
+	keys := ids.Keys()
+	list := make([]recipient, 0, len(keys))
+	complete := true
+	for _, id := range keys {
+		sock, ok := sockets.Load(id)
+		if !ok {
+			complete = false // joined before the namespace listed it
+			continue
+		}
+		list = append(list, recipient{sock: sock, ws: directTransport(sock)})
 	}
 	a.mu.Lock()
 	if complete && e.gen == gen && a.members[room] == e {

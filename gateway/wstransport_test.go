@@ -422,3 +422,36 @@ func TestRoomMembersFollowJoinsAndLeaves(t *testing.T) {
 		t.Fatalf("c got %q, want event 5", got)
 	}
 }
+
+// TestRoomMembersCacheForgetsEmptyRooms: events to rooms nobody is in, and
+// rooms whose last member left, leave nothing in the member cache.
+func TestRoomMembersCacheForgetsEmptyRooms(t *testing.T) {
+	s, url := newTestServer(t, Options{})
+	for i := range 500 {
+		s.Deliver(logLine(fmt.Sprintf("project_nobody-%d", i), i))
+	}
+	c := subscribed(t, url, "once")
+	s.Deliver(logLine("project_once", 0))
+	if got := c.waitEvent("log_line"); got == "" {
+		t.Fatal("member got nothing")
+	}
+	c.send(`42["unsubscribe_project",{"project_id":"once"}]`)
+	if c.waitEvent("unsubscribed_project") == "" {
+		t.Fatal("unsubscribe not answered")
+	}
+	a, ok := s.io.Sockets().Adapter().(*fanoutAdapter)
+	if !ok {
+		t.Fatal("the namespace does not use the fan-out adapter")
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.members) != 0 {
+		var some []socket.Room
+		for r := range a.members {
+			if some = append(some, r); len(some) == 3 {
+				break
+			}
+		}
+		t.Fatalf("member cache holds %d rooms after they emptied, e.g. %v", len(a.members), some)
+	}
+}
