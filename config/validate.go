@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/meshgen/gateway/eventname"
 )
 
 // ErrInvalid is wrapped by every validation error.
@@ -115,14 +117,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: redis-stream, flask-channel and logs-channel must not be empty", ErrInvalid)
 	}
 	for _, name := range c.ExtraEvents {
-		if strings.ContainsFunc(name, func(r rune) bool { return r < 0x21 || r == 0x7f }) || len(name) > 64 {
-			return invalid("extra-events", name, "event names are 1-64 printable characters without spaces")
-		}
-		switch name {
-		case "log_line", "job_progress", "batch_status", "job_completed", "job_failed":
-			return invalid("extra-events", name, "already a protocol event")
-		case "connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener":
-			return invalid("extra-events", name, "reserved by Socket.IO")
+		if err := eventname.CheckExtra(name); err != nil {
+			return invalid("extra-events", name, err.Error())
 		}
 	}
 	return nil

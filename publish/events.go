@@ -9,25 +9,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/meshgen/gateway/bus"
+	"github.com/meshgen/gateway/eventname"
 	"github.com/meshgen/gateway/httpapi"
 	"github.com/meshgen/gateway/rooms"
 )
-
-// Event names of PROTOCOL.md "Server -> client events".
-const (
-	EventLogLine      = "log_line"
-	EventJobProgress  = "job_progress"
-	EventBatchStatus  = "batch_status"
-	EventJobCompleted = "job_completed"
-	EventJobFailed    = "job_failed"
-)
-
-// ProtocolEvents are the events whose payloads the publish API checks.
-var ProtocolEvents = []string{EventLogLine, EventJobProgress, EventBatchStatus, EventJobCompleted, EventJobFailed}
 
 // Batch statuses accepted in batch_status.
 var batchStatuses = []string{"processing", "completed", "failed"}
@@ -42,25 +30,13 @@ const TimestampLayout = "2006-01-02T15:04:05.000Z07:00"
 // maxQuoted bounds a sender's value quoted back in an item error.
 const maxQuoted = 64
 
-// reservedEvents cannot be emitted by a Socket.IO server.
-var reservedEvents = []string{"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
-
-// ValidateExtraEvents checks the names configured as Config.ExtraEvents:
-// non-empty, at most 128 bytes of UTF-8 without control characters, not a
-// protocol event (those keep their checks) and not a name Socket.IO
-// reserves. Config validation should call it so that a bad list is a clear
-// start-up error; New panics on it.
+// ValidateExtraEvents checks the names configured as Config.ExtraEvents
+// (eventname.CheckExtra). Config validation calls the same check, so a bad
+// list is a clear start-up error; New panics on it.
 func ValidateExtraEvents(names []string) error {
 	for _, n := range names {
-		switch {
-		case n == "":
-			return errors.New("publish: empty extra event name")
-		case len(n) > 128 || !utf8.ValidString(n) || strings.IndexFunc(n, unicode.IsControl) >= 0:
-			return fmt.Errorf("publish: invalid extra event name %q", quote(n))
-		case slices.Contains(ProtocolEvents, n):
-			return fmt.Errorf("publish: extra event %q is a protocol event", n)
-		case slices.Contains(reservedEvents, n):
-			return fmt.Errorf("publish: extra event %q is reserved by Socket.IO", n)
+		if err := eventname.CheckExtra(n); err != nil {
+			return fmt.Errorf("publish: extra event %q: %w", quote(n), err)
 		}
 	}
 	return nil
@@ -209,7 +185,7 @@ func (p *parser) event(raw []byte) (ev bus.Event, reason string) {
 		return bus.Event{}, `"event" must be a non-empty string`
 	}
 	extra := p.extras[name]
-	if !extra && !slices.Contains(ProtocolEvents, name) {
+	if !extra && !slices.Contains(eventname.Protocol, name) {
 		return bus.Event{}, fmt.Sprintf("unknown event %q", quote(name))
 	}
 
@@ -253,15 +229,15 @@ func (p *parser) event(raw []byte) (ev bus.Event, reason string) {
 
 	c := check{data: data, maxIDLength: p.maxIDLength}
 	switch name {
-	case EventLogLine:
+	case eventname.LogLine:
 		p.logLine(&c, &tgt)
-	case EventJobProgress:
+	case eventname.JobProgress:
 		jobProgress(&c, &tgt)
-	case EventBatchStatus:
+	case eventname.BatchStatus:
 		batchStatus(&c, &tgt)
-	case EventJobCompleted:
+	case eventname.JobCompleted:
 		jobCompleted(&c, &tgt)
-	case EventJobFailed:
+	case eventname.JobFailed:
 		jobFailed(&c, &tgt)
 	}
 	if c.reason != "" {
@@ -275,11 +251,11 @@ func (p *parser) event(raw []byte) (ev bus.Event, reason string) {
 // payloadOrder is the key order of each protocol payload (PROTOCOL.md);
 // any other key follows, in the order sent.
 var payloadOrder = map[string][]string{
-	EventLogLine:      {"job_id", "message", "timestamp"},
-	EventJobProgress:  {"batch_id", "job_id", "progress", "status", "message"},
-	EventBatchStatus:  {"batch_id", "status", "completed_jobs", "total_jobs", "failed_jobs"},
-	EventJobCompleted: {"project_id", "job_id", "status", "result"},
-	EventJobFailed:    {"project_id", "job_id", "error"},
+	eventname.LogLine:      {"job_id", "message", "timestamp"},
+	eventname.JobProgress:  {"batch_id", "job_id", "progress", "status", "message"},
+	eventname.BatchStatus:  {"batch_id", "status", "completed_jobs", "total_jobs", "failed_jobs"},
+	eventname.JobCompleted: {"project_id", "job_id", "status", "result"},
+	eventname.JobFailed:    {"project_id", "job_id", "error"},
 }
 
 // target reads the event-level room, project_id and batch_id.

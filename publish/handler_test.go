@@ -18,6 +18,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/meshgen/gateway/bus"
+	"github.com/meshgen/gateway/eventname"
 	"github.com/meshgen/gateway/signature"
 )
 
@@ -733,7 +734,7 @@ func FuzzServe(f *testing.F) {
 				if err := ev.Validate(); err != nil || ev.Broadcast || len(ev.Rooms) == 0 || len(ev.Rooms) > 2 {
 					t.Fatalf("bad event %+v: %v", ev, err)
 				}
-				if !slices.Contains(ProtocolEvents, ev.Name) && ev.Name != "mesh_preview" {
+				if !slices.Contains(eventname.Protocol, ev.Name) && ev.Name != "mesh_preview" {
 					t.Fatalf("unknown event %q published", ev.Name)
 				}
 				for _, r := range ev.Rooms {

@@ -9,12 +9,6 @@ import (
 	"github.com/meshgen/gateway/webhook"
 )
 
-// Event names the batch progress emits.
-const (
-	EventJobProgress = "job_progress"
-	EventBatchStatus = "batch_status"
-)
-
 // Batch statuses.
 const (
 	BatchProcessing = "processing"

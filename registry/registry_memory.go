@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/meshgen/gateway/bus"
+	"github.com/meshgen/gateway/eventname"
 	"github.com/meshgen/gateway/rooms"
 	"github.com/meshgen/gateway/webhook"
 )
@@ -148,7 +149,7 @@ func batchEvents(end JobEnd, completed, failed int, status string, total *int) (
 		return nil, fmt.Errorf("registry: encode batch_status: %w", err)
 	}
 	return []bus.Event{
-		{Name: EventJobProgress, Rooms: room, Payload: progress},
-		{Name: EventBatchStatus, Rooms: room, Payload: st},
+		{Name: eventname.JobProgress, Rooms: room, Payload: progress},
+		{Name: eventname.BatchStatus, Rooms: room, Payload: st},
 	}, nil
 }

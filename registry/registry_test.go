@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/meshgen/gateway/bus"
+	"github.com/meshgen/gateway/eventname"
 	"github.com/meshgen/gateway/registry"
 	"github.com/meshgen/gateway/rooms"
 	"github.com/meshgen/gateway/test/redistest"
@@ -146,12 +147,12 @@ func TestBatchProgress(t *testing.T) {
 					t.Fatalf("JobEnded(%s) = %v, %v; want first=%v", e.job, first, err, e.first)
 				}
 			}
-			waitCount(t, s, registry.EventBatchStatus, 3)
-			progress := s.payloads(registry.EventJobProgress)
+			waitCount(t, s, eventname.BatchStatus, 3)
+			progress := s.payloads(eventname.JobProgress)
 			if len(progress) != 3 || progress[1]["job_id"] != "j2" || progress[1]["status"] != "failed" || progress[1]["progress"] != float64(100) || progress[1]["batch_id"] != "b-9" || progress[1]["message"] != "m-j2" {
 				t.Fatalf("job_progress = %v", progress)
 			}
-			statuses := s.payloads(registry.EventBatchStatus)
+			statuses := s.payloads(eventname.BatchStatus)
 			want := []map[string]any{
 				{"batch_id": "b-9", "status": "processing", "completed_jobs": float64(1), "total_jobs": float64(3), "failed_jobs": float64(0)},
 				{"batch_id": "b-9", "status": "processing", "completed_jobs": float64(1), "total_jobs": float64(3), "failed_jobs": float64(1)},
@@ -178,15 +179,15 @@ func TestBatchTotalFromRegisteredJobs(t *testing.T) {
 			_ = store.Register(ctx, []registry.Job{{ID: id("a"), Project: id("p"), Batch: batch}, {ID: id("b"), Project: id("p"), Batch: batch}})
 			_, _ = store.JobEnded(ctx, webhook.JobEnd{Batch: batch, Job: id("a")})
 			_, _ = store.JobEnded(ctx, webhook.JobEnd{Batch: batch, Job: id("b")})
-			waitCount(t, s, registry.EventBatchStatus, 2)
-			last := s.payloads(registry.EventBatchStatus)[1]
+			waitCount(t, s, eventname.BatchStatus, 2)
+			last := s.payloads(eventname.BatchStatus)[1]
 			if last["status"] != "completed" || last["total_jobs"] != float64(2) || last["batch_id"] != float64(7) {
 				t.Fatalf("last batch_status = %v", last)
 			}
 			// An unknown batch: total unknown, status stays processing.
 			_, _ = store.JobEnded(ctx, webhook.JobEnd{Batch: id("unknown"), Job: id("x")})
-			waitCount(t, s, registry.EventBatchStatus, 3)
-			if u := s.payloads(registry.EventBatchStatus)[2]; u["status"] != "processing" || u["total_jobs"] != nil {
+			waitCount(t, s, eventname.BatchStatus, 3)
+			if u := s.payloads(eventname.BatchStatus)[2]; u["status"] != "processing" || u["total_jobs"] != nil {
 				t.Fatalf("unknown batch status = %v", u)
 			}
 		})

@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/meshgen/gateway/bus"
+	"github.com/meshgen/gateway/eventname"
 	"github.com/meshgen/gateway/httpapi"
 	"github.com/meshgen/gateway/rooms"
 	"github.com/meshgen/gateway/signature"
@@ -22,12 +23,6 @@ const Path = "/api/webhooks/modal"
 
 // SignatureHeader carries "sha256=<hex>" of the raw body.
 const SignatureHeader = "X-Modal-Signature"
-
-// Event names published by the webhook.
-const (
-	EventJobCompleted = "job_completed"
-	EventJobFailed    = "job_failed"
-)
 
 // ErrJobNotFound is returned by a Resolver for a job it does not know.
 var ErrJobNotFound = errors.New("webhook: job not found")
@@ -211,10 +206,10 @@ func BuildEvent(n Notification, owner Owner) (bus.Event, error) {
 		payload any
 	)
 	if n.Completed() {
-		name = EventJobCompleted
+		name = eventname.JobCompleted
 		payload = completedPayload{owner.Project.Raw, n.JobID.Raw, StatusCompleted, n.Result}
 	} else {
-		name = EventJobFailed
+		name = eventname.JobFailed
 		payload = failedPayload{owner.Project.Raw, n.JobID.Raw, n.Error}
 	}
 	encoded, err := json.Marshal(payload)

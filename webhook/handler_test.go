@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/meshgen/gateway/bus"
+	"github.com/meshgen/gateway/eventname"
 	"github.com/meshgen/gateway/rooms"
 	"github.com/meshgen/gateway/signature"
 )
@@ -100,18 +101,18 @@ func TestServe(t *testing.T) {
 		wantData  string
 	}{
 		{name: "completed", body: completed, sig: sign(completed), wantCode: 200, wantBody: `{"status":"ok","job_id":"j1"}`,
-			wantEvent: EventJobCompleted, wantRoom: "project_p1",
+			wantEvent: eventname.JobCompleted, wantRoom: "project_p1",
 			wantData: `{"project_id":"p1","job_id":"j1","status":"completed","result":{"success":true,"quality_metrics":{"sicn_avg":0.85,"total_elements":125032}}}`},
 		{name: "failed with error", body: `{"job_id":"j2","status":"failed","error":"OOM","project_id":7}`, wantCode: 200, wantBody: `{"status":"ok","job_id":"j2"}`,
-			wantEvent: EventJobFailed, wantRoom: "project_7", wantData: `{"project_id":7,"job_id":"j2","error":"OOM"}`},
+			wantEvent: eventname.JobFailed, wantRoom: "project_7", wantData: `{"project_id":7,"job_id":"j2","error":"OOM"}`},
 		{name: "missing status is failed, default error", body: `{"job_id":"j3","project_id":"p"}`, wantCode: 200, wantBody: `{"status":"ok","job_id":"j3"}`,
-			wantEvent: EventJobFailed, wantRoom: "project_p", wantData: `{"project_id":"p","job_id":"j3","error":"Unknown error"}`},
+			wantEvent: eventname.JobFailed, wantRoom: "project_p", wantData: `{"project_id":"p","job_id":"j3","error":"Unknown error"}`},
 		{name: "completed without result", body: `{"job_id":"j4","status":"completed","project_id":"p"}`, wantCode: 200, wantBody: `{"status":"ok","job_id":"j4"}`,
-			wantEvent: EventJobCompleted, wantRoom: "project_p", wantData: `{"project_id":"p","job_id":"j4","status":"completed","result":null}`},
+			wantEvent: eventname.JobCompleted, wantRoom: "project_p", wantData: `{"project_id":"p","job_id":"j4","status":"completed","result":null}`},
 		{name: "numeric job id echoed", body: `{"job_id":99,"status":"completed","result":{},"project_id":"p"}`, wantCode: 200, wantBody: `{"status":"ok","job_id":99}`,
-			wantEvent: EventJobCompleted, wantRoom: "project_p", wantData: `{"project_id":"p","job_id":99,"status":"completed","result":{}}`},
+			wantEvent: eventname.JobCompleted, wantRoom: "project_p", wantData: `{"project_id":"p","job_id":99,"status":"completed","result":{}}`},
 		{name: "resolved by registry", body: `{"job_id":"known","status":"completed","result":1}`, resolver: mapResolver{"known": {Project: rooms.ID{Raw: "rp", Key: "rp"}}},
-			wantCode: 200, wantBody: `{"status":"ok","job_id":"known"}`, wantEvent: EventJobCompleted, wantRoom: "project_rp", wantData: `{"project_id":"rp","job_id":"known","status":"completed","result":1}`},
+			wantCode: 200, wantBody: `{"status":"ok","job_id":"known"}`, wantEvent: eventname.JobCompleted, wantRoom: "project_rp", wantData: `{"project_id":"rp","job_id":"known","status":"completed","result":1}`},
 		{name: "unknown job", body: `{"job_id":"nobody","status":"completed"}`, wantCode: 404, wantBody: `{"error":"Job not found"}`},
 		{name: "unknown job with registry", body: `{"job_id":"nobody"}`, resolver: mapResolver{}, wantCode: 404, wantBody: `{"error":"Job not found"}`},
 		{name: "invalid JSON", body: `{"job_id":`, wantCode: 400, wantBody: `{"error":"Invalid JSON"}`},
