@@ -137,7 +137,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
-	e.HTTPErrorHandler = errorHandler(log)
+	e.HTTPErrorHandler = httpapi.ErrorHandler(log)
 	e.Server.ReadHeaderTimeout = 10 * time.Second
 	e.Server.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	e.Use(middleware.Recover())
@@ -295,37 +295,6 @@ func (a *App) shutdown(stopConsumer context.CancelFunc) error {
 	}
 	a.log.Info("shutdown complete")
 	return nil
-}
-
-// errorHandler shapes every HTTP error as {"error": "..."}, the existing
-// server's form, and adds Retry-After to 503 answers.
-func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
-	return func(err error, c echo.Context) {
-		if c.Response().Committed {
-			return
-		}
-		code := http.StatusInternalServerError
-		message := "Internal server error"
-		var he *echo.HTTPError
-		if errors.As(err, &he) {
-			code = he.Code
-			if m, ok := he.Message.(string); ok {
-				message = m
-			} else {
-				message = http.StatusText(code)
-			}
-		} else {
-			log.Error("unhandled error", slog.String("path", c.Path()), slog.String("error", err.Error()))
-		}
-		if code == http.StatusServiceUnavailable {
-			httpapi.SetRetryAfter(c)
-		}
-		if c.Request().Method == http.MethodHead {
-			_ = c.NoContent(code)
-			return
-		}
-		_ = c.JSON(code, map[string]string{"error": message})
-	}
 }
 
 // requestLogger logs one line per HTTP request (not per Socket.IO poll).

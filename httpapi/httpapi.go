@@ -109,3 +109,34 @@ func PublishError(err error) error {
 func RequestLogger(c echo.Context, log *slog.Logger, route string) *slog.Logger {
 	return log.With(slog.String("route", route), slog.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)))
 }
+
+// ErrorHandler is the central Echo error handler: it shapes every HTTP error as {"error": "..."}, the existing
+// server's form, and adds Retry-After to 503 answers.
+func ErrorHandler(log *slog.Logger) echo.HTTPErrorHandler {
+	return func(err error, c echo.Context) {
+		if c.Response().Committed {
+			return
+		}
+		code := http.StatusInternalServerError
+		message := "Internal server error"
+		var he *echo.HTTPError
+		if errors.As(err, &he) {
+			code = he.Code
+			if m, ok := he.Message.(string); ok {
+				message = m
+			} else {
+				message = http.StatusText(code)
+			}
+		} else {
+			log.Error("unhandled error", slog.String("path", c.Path()), slog.String("error", err.Error()))
+		}
+		if code == http.StatusServiceUnavailable {
+			SetRetryAfter(c)
+		}
+		if c.Request().Method == http.MethodHead {
+			_ = c.NoContent(code)
+			return
+		}
+		_ = c.JSON(code, map[string]string{"error": message})
+	}
+}

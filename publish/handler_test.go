@@ -19,6 +19,7 @@ import (
 
 	"github.com/meshgen/gateway/bus"
 	"github.com/meshgen/gateway/eventname"
+	"github.com/meshgen/gateway/httpapi"
 	"github.com/meshgen/gateway/signature"
 )
 
@@ -57,16 +58,6 @@ func (r *recorder) Publish(_ context.Context, e bus.Event) error {
 	return nil
 }
 
-// errorHandler mirrors the app's central handler: {"error": message}.
-func errorHandler(err error, c echo.Context) {
-	var he *echo.HTTPError
-	if errors.As(err, &he) {
-		_ = c.JSON(he.Code, map[string]any{"error": he.Message})
-		return
-	}
-	_ = c.JSON(500, map[string]any{"error": err.Error()})
-}
-
 var (
 	// receipt is the fake clock: 12:00:00.123Z, given in another zone.
 	receipt     = time.Date(2024, 5, 1, 14, 0, 0, 123456789, time.FixedZone("CEST", 2*3600))
@@ -77,7 +68,7 @@ var (
 func newServer(t testing.TB, cfg Config) *echo.Echo {
 	t.Helper()
 	e := echo.New()
-	e.HTTPErrorHandler = errorHandler
+	e.HTTPErrorHandler = httpapi.ErrorHandler(discardLog)
 	if cfg.Logger == nil {
 		cfg.Logger = discardLog
 	}

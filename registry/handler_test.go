@@ -3,7 +3,6 @@ package registry_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -26,12 +25,7 @@ func jobsServer(t *testing.T, secrets []string) (*echo.Echo, registry.Store) {
 	t.Cleanup(func() { _ = b.Close() })
 	store := registry.NewMemory(b, time.Hour)
 	e := echo.New()
-	e.HTTPErrorHandler = func(err error, c echo.Context) {
-		var he *echo.HTTPError
-		if errors.As(err, &he) {
-			_ = c.JSON(he.Code, map[string]any{"error": he.Message})
-		}
-	}
+	e.HTTPErrorHandler = httpapi.ErrorHandler(slog.New(slog.DiscardHandler))
 	registry.NewHandler(registry.HandlerConfig{
 		Verifier: signature.NewVerifier(secrets), MaxBodyBytes: 2048, Store: store,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),

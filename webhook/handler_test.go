@@ -16,6 +16,7 @@ import (
 
 	"github.com/meshgen/gateway/bus"
 	"github.com/meshgen/gateway/eventname"
+	"github.com/meshgen/gateway/httpapi"
 	"github.com/meshgen/gateway/rooms"
 	"github.com/meshgen/gateway/signature"
 )
@@ -51,20 +52,10 @@ func (m mapResolver) Resolve(_ context.Context, job string) (Owner, error) {
 	return Owner{}, ErrJobNotFound
 }
 
-// errorHandler mirrors the app's central handler: {"error": message}.
-func errorHandler(err error, c echo.Context) {
-	var he *echo.HTTPError
-	if errors.As(err, &he) {
-		_ = c.JSON(he.Code, map[string]any{"error": he.Message})
-		return
-	}
-	_ = c.JSON(500, map[string]any{"error": err.Error()})
-}
-
 func newServer(t *testing.T, cfg Config) *echo.Echo {
 	t.Helper()
 	e := echo.New()
-	e.HTTPErrorHandler = errorHandler
+	e.HTTPErrorHandler = httpapi.ErrorHandler(slog.New(slog.DiscardHandler))
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
