@@ -6,7 +6,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Gateway, postWebhook, sleep } from './lib/gateway.mjs';
-import { connect as connectClient, connected, request } from './lib/client.mjs';
+import { clientTracker, connected, request } from './lib/client.mjs';
 
 // A short heartbeat so a few seconds cover many rounds. The gateway writes
 // each ping a quarter of the timeout after the engine sends it (200 ms).
@@ -21,11 +21,11 @@ async function metric(gw, name) {
 
 describe('heartbeat', () => {
   const gw = new Gateway({ env: { GATEWAY_PING_INTERVAL: `${PING_INTERVAL_MS}ms`, GATEWAY_PING_TIMEOUT: `${PING_TIMEOUT_MS}ms` } });
-  const sockets = [];
-  const connect = (url, opts) => { const s = connectClient(url, opts); sockets.push(s); return s; };
+  const tracker = clientTracker();
+  const connect = tracker.connect;
   before(async () => { await gw.start(); });
   after(async () => {
-    sockets.forEach((s) => s.disconnect());
+    tracker.closeAll();
     assert.equal((await gw.stop()).code, 0);
   });
 

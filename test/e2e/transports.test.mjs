@@ -3,7 +3,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Gateway, postWebhook, runOnce, sleep } from './lib/gateway.mjs';
-import { connect as connectClient, connected, next, request } from './lib/client.mjs';
+import { clientTracker, connect as connectClient, connected, next, request } from './lib/client.mjs';
 
 async function deliversTo(gw, socket, projectId) {
   await request(socket, 'subscribe_project', { project_id: projectId }, 'subscribed_project');
@@ -15,12 +15,11 @@ async function deliversTo(gw, socket, projectId) {
 
 describe('transports', () => {
   const gw = new Gateway({ env: { GATEWAY_SOCKET_MAX_MESSAGE_BYTES: '2000' } });
-  const sockets = [];
-  // connect, remembering the socket so a failed test cannot leave it reconnecting.
-  const connect = (url, opts) => { const s = connectClient(url, opts); sockets.push(s); return s; };
+  const tracker = clientTracker();
+  const connect = tracker.connect;
   before(async () => { await gw.start(); });
   after(async () => {
-    sockets.forEach((s) => s.disconnect());
+    tracker.closeAll();
     assert.equal((await gw.stop()).code, 0);
   });
 

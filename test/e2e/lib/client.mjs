@@ -42,3 +42,16 @@ export function recorder(socket) {
 export function emitWithAck(socket, event, payload, timeoutMs = 5000) {
   return socket.timeout(timeoutMs).emitWithAck(event, payload);
 }
+
+/**
+ * Connects like connect() and remembers every socket, so that a suite's
+ * after() can disconnect them all and a failed test cannot leave one
+ * reconnecting.
+ */
+export function clientTracker() {
+  const sockets = [];
+  return {
+    connect(url, opts) { const s = connect(url, opts); sockets.push(s); return s; },
+    closeAll() { sockets.forEach((s) => s.disconnect()); },
+  };
+}
