@@ -89,7 +89,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		}
 		a.bus = rb
 		m.Gauge("gateway_bus_lag_seconds", "How far this node's bus consumer is behind the newest stream entry.", func() float64 { return rb.Lag().Seconds() })
-		store = registry.NewRedis(rb.Client(), rb.Stream(), rb.MaxLen(), cfg.JobTTL)
+		store = registry.NewRedis(rb, cfg.JobTTL)
 		rf := rooms.NewRedisFollows(rb.Client(), cfg.RedisStream, cfg.LogsChannel, node, log.With(slog.String("component", "follows")))
 		follows = rf
 		a.background = append(a.background, rf.Run)
@@ -127,6 +127,15 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 			return nil, fmt.Errorf("app: flask bridge: %w", err)
 		}
 		a.health.Add("flask_queue", bridge.Health)
+		m.CounterVec("gateway_flask_queue_messages_total", "Flask-SocketIO queue messages read by this node, by outcome (emitted, applied, ignored, or the reason it was dropped: unsafe, malformed, unsupported, foreign_namespace, binary, not_json, too_large, failed).", "outcome", func() map[string]float64 {
+			st := bridge.Stats()
+			return map[string]float64{
+				"emitted": float64(st.Emitted), "applied": float64(st.Applied), "ignored": float64(st.Ignored),
+				"unsafe": float64(st.Dropped.Unsafe), "malformed": float64(st.Dropped.Malformed), "unsupported": float64(st.Dropped.Unsupported),
+				"foreign_namespace": float64(st.Dropped.ForeignNamespace), "binary": float64(st.Dropped.Binary), "not_json": float64(st.Dropped.NotJSON),
+				"too_large": float64(st.Dropped.TooLarge), "failed": float64(st.Dropped.Failed),
+			}
+		})
 		a.background = append(a.background, func(ctx context.Context) {
 			if err := bridge.Run(ctx); err != nil {
 				log.Error("flask queue bridge stopped", slog.String("error", err.Error()))
@@ -160,38 +169,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		e.Any(gateway.Path+"*", echo.WrapHandler(a.gw.Handler()))
 	}
 	if cfg.ServesProducers() {
-		webhook.New(webhook.Config{
-			Verifier:     signature.NewVerifier(cfg.ModalWebhookSecrets),
-			MaxBodyBytes: cfg.WebhookMaxBodyBytes,
-			MaxIDLength:  cfg.MaxIDLength,
-			Publisher:    publisher,
-			Resolver:     store,
-			Batches:      store,
-			Logger:       log.With(slog.String("component", "webhook")),
-		}).Register(e)
-		if len(cfg.JobsSecrets) > 0 || cfg.Development() {
-			registry.NewHandler(registry.HandlerConfig{
-				Verifier:     signature.NewVerifier(cfg.JobsSecrets),
-				MaxBodyBytes: cfg.WebhookMaxBodyBytes,
-				MaxIDLength:  cfg.MaxIDLength,
-				Store:        store,
-				Logger:       log.With(slog.String("component", "registry")),
-			}).Register(e)
-		} else {
-			log.Warn("GATEWAY_JOBS_SECRET is not set: POST /api/jobs is disabled (production)")
-		}
-		if len(cfg.EventsSecrets) > 0 || cfg.Development() {
-			publish.New(publish.Config{
-				Verifier:     signature.NewVerifier(cfg.EventsSecrets),
-				MaxBodyBytes: cfg.WebhookMaxBodyBytes,
-				MaxIDLength:  cfg.MaxIDLength,
-				ExtraEvents:  cfg.ExtraEvents,
-				Publisher:    publisher,
-				Logger:       log.With(slog.String("component", "publish")),
-			}).Register(e)
-		} else {
-			log.Warn("GATEWAY_EVENTS_SECRET is not set: POST /api/events is disabled (production)")
-		}
+		a.producerRoutes(e, store, publisher)
 	}
 	a.echo = e
 
@@ -205,6 +183,42 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		}
 	})
 	return a, nil
+}
+
+// producerRoutes serves the producer endpoints, each behind the SignedBody
+// middleware with its own secrets and body limit. Production serves
+// /api/jobs and /api/events only with their secret set.
+func (a *App) producerRoutes(e *echo.Echo, store registry.Store, publisher bus.Publisher) {
+	cfg, log := a.cfg, a.log
+	signed := func(secrets []string, header string, limit int64, component string) echo.MiddlewareFunc {
+		return httpapi.SignedBodyWithConfig(httpapi.SignedBodyConfig{
+			Verifier: signature.NewVerifier(secrets), Header: header, Limit: limit,
+			Logger: log.With(slog.String("component", component)),
+		})
+	}
+	wh := webhook.New(webhook.Config{
+		MaxIDLength: cfg.MaxIDLength, Publisher: publisher, Resolver: store, Batches: store,
+		Logger: log.With(slog.String("component", "webhook")),
+	})
+	e.POST(webhook.Path, wh.Serve, signed(cfg.ModalWebhookSecrets, webhook.SignatureHeader, cfg.WebhookMaxBodyBytes, "webhook"))
+
+	if len(cfg.JobsSecrets) > 0 || cfg.Development() {
+		jobs := registry.NewHandler(registry.HandlerConfig{
+			MaxIDLength: cfg.MaxIDLength, Store: store, Logger: log.With(slog.String("component", "registry")),
+		})
+		e.POST(registry.Path, jobs.Serve, signed(cfg.JobsSecrets, httpapi.SignatureHeader, cfg.JobsMaxBodyBytes, "registry"))
+	} else {
+		log.Warn("GATEWAY_JOBS_SECRET is not set: POST /api/jobs is disabled (production)")
+	}
+	if len(cfg.EventsSecrets) > 0 || cfg.Development() {
+		events := publish.New(publish.Config{
+			MaxIDLength: cfg.MaxIDLength, ExtraEvents: cfg.ExtraEvents, Publisher: publisher,
+			Logger: log.With(slog.String("component", "publish")),
+		})
+		e.POST(publish.Path, events.Serve, signed(cfg.EventsSecrets, httpapi.SignatureHeader, cfg.EventsMaxBodyBytes, "publish"))
+	} else {
+		log.Warn("GATEWAY_EVENTS_SECRET is not set: POST /api/events is disabled (production)")
+	}
 }
 
 // Handler returns the process's HTTP handler (for in-process tests).

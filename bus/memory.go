@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/meshgen/gateway/event"
 )
 
 // Defaults of the in-process bus.
@@ -30,7 +32,7 @@ type MemoryOptions struct {
 
 // Memory is the in-process bus: one node, no persistence.
 type Memory struct {
-	queue  chan Event
+	queue  chan event.Event
 	seq    atomic.Uint64
 	done   chan struct{}
 	closed sync.Once
@@ -61,7 +63,7 @@ func NewMemory(opts MemoryOptions) *Memory {
 		opts.DedupeWindow = DefaultDedupeWindow
 	}
 	return &Memory{
-		queue:  make(chan Event, opts.Queue),
+		queue:  make(chan event.Event, opts.Queue),
 		done:   make(chan struct{}),
 		window: opts.DedupeWindow,
 		seen:   make(map[string]time.Time),
@@ -70,7 +72,7 @@ func NewMemory(opts MemoryOptions) *Memory {
 
 // Publish queues e for the consumer. It blocks while the queue is full, until
 // ctx is done or the bus is closed.
-func (m *Memory) Publish(ctx context.Context, e Event) error {
+func (m *Memory) Publish(ctx context.Context, e event.Event) error {
 	if err := e.Validate(); err != nil {
 		return err
 	}

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/meshgen/gateway/event"
 )
 
 func TestMemoryOrderAndIDs(t *testing.T) {
@@ -16,11 +18,11 @@ func TestMemoryOrderAndIDs(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	const n = 1000
-	got := make(chan Event, n)
+	got := make(chan event.Event, n)
 	var wg sync.WaitGroup
-	wg.Go(func() { _ = m.Consume(ctx, func(e Event) { got <- e }) })
+	wg.Go(func() { _ = m.Consume(ctx, func(e event.Event) { got <- e }) })
 	for i := range n {
-		if err := m.Publish(ctx, Event{Name: "log_line", Rooms: []string{"project_1"}, Payload: json.RawMessage(strconv.Itoa(i))}); err != nil {
+		if err := m.Publish(ctx, event.Event{Name: "log_line", Rooms: []string{"project_1"}, Payload: json.RawMessage(strconv.Itoa(i))}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -41,7 +43,7 @@ func TestMemoryOrderAndIDs(t *testing.T) {
 func TestMemoryBackpressure(t *testing.T) {
 	m := NewMemory(MemoryOptions{Queue: 1})
 	t.Cleanup(func() { _ = m.Close() })
-	ev := Event{Name: "x", Rooms: []string{"r"}, Payload: json.RawMessage(`{}`)}
+	ev := event.Event{Name: "x", Rooms: []string{"r"}, Payload: json.RawMessage(`{}`)}
 	if err := m.Publish(context.Background(), ev); err != nil {
 		t.Fatal(err)
 	}
@@ -59,19 +61,18 @@ func TestMemoryBackpressure(t *testing.T) {
 func TestEventValidate(t *testing.T) {
 	tests := []struct {
 		name string
-		ev   Event
+		ev   event.Event
 		ok   bool
 	}{
-		{"ok", Event{Name: "a", Rooms: []string{"r"}, Payload: json.RawMessage(`{"a":1}`)}, true},
-		{"broadcast", Event{Name: "a", Broadcast: true, Payload: json.RawMessage(`1`)}, true},
-		{"no name", Event{Rooms: []string{"r"}, Payload: json.RawMessage(`1`)}, false},
-		{"no room", Event{Name: "a", Payload: json.RawMessage(`1`)}, false},
-		{"bad payload", Event{Name: "a", Rooms: []string{"r"}, Payload: json.RawMessage(`{`)}, false},
+		{"ok", event.Event{Name: "a", Rooms: []string{"r"}, Payload: json.RawMessage(`{"a":1}`)}, true},
+		{"no name", event.Event{Rooms: []string{"r"}, Payload: json.RawMessage(`1`)}, false},
+		{"no room", event.Event{Name: "a", Payload: json.RawMessage(`1`)}, false},
+		{"bad payload", event.Event{Name: "a", Rooms: []string{"r"}, Payload: json.RawMessage(`{`)}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.ev.Validate()
-			if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrInvalidEvent)) {
+			if (err == nil) != tc.ok || (err != nil && !errors.Is(err, event.ErrInvalid)) {
 				t.Fatalf("Validate() = %v", err)
 			}
 		})
@@ -81,7 +82,7 @@ func TestEventValidate(t *testing.T) {
 func TestMemoryDedupe(t *testing.T) {
 	m := NewMemory(MemoryOptions{Queue: 16, DedupeWindow: 50 * time.Millisecond})
 	t.Cleanup(func() { _ = m.Close() })
-	ev := Event{Name: "job_completed", Rooms: []string{"project_1"}, Payload: json.RawMessage(`{}`), DedupeKey: "modal:j1:completed"}
+	ev := event.Event{Name: "job_completed", Rooms: []string{"project_1"}, Payload: json.RawMessage(`{}`), DedupeKey: "modal:j1:completed"}
 	if err := m.Publish(context.Background(), ev); err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +106,7 @@ func TestMemoryDedupe(t *testing.T) {
 func TestMemoryFailedPublishDoesNotClaimKey(t *testing.T) {
 	m := NewMemory(MemoryOptions{Queue: 1})
 	t.Cleanup(func() { _ = m.Close() })
-	fill := Event{Name: "x", Rooms: []string{"r"}, Payload: json.RawMessage(`1`)}
+	fill := event.Event{Name: "x", Rooms: []string{"r"}, Payload: json.RawMessage(`1`)}
 	_ = m.Publish(context.Background(), fill)
 	ev := fill
 	ev.DedupeKey = "k"

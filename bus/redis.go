@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -17,6 +18,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/meshgen/gateway/event"
 )
 
 // Defaults of the Redis bus.
@@ -194,45 +197,59 @@ func NewRedisClient(rawURL string) (redis.UniversalClient, error) {
 // Client returns the underlying client (shared by other Redis-backed parts).
 func (r *Redis) Client() redis.UniversalClient { return r.client }
 
-// Stream returns the stream key (other Redis-backed parts that append
-// entries atomically with their own state, such as batch progress, write
-// to it in the same entry format).
-func (r *Redis) Stream() string { return r.opts.Stream }
+// Prefix is the stream key, which also prefixes the keys of the other
+// Redis-backed parts (registry, follows).
+func (r *Redis) Prefix() string { return r.opts.Stream }
 
-// MaxLen returns the approximate stream length bound.
-func (r *Redis) MaxLen() int64 { return r.opts.MaxLen }
-
-// EntryField is the stream entry field that holds an event, encoded as
-// {"n": name, "r": [rooms], "b": broadcast, "p": payload}.
-const EntryField = fieldEvent
-
-// storedEvent is the stream form of an Event.
-type storedEvent struct {
-	Name      string          `json:"n"`
-	Rooms     []string        `json:"r,omitempty"`
-	Broadcast bool            `json:"b,omitempty"`
-	Payload   json.RawMessage `json:"p"`
-	// Received is Event.ReceivedAt in Unix milliseconds (0 when unknown).
+// entry is the stream form of an event, the value of the entry's "e" field.
+// Only this file encodes and decodes it.
+type entry struct {
+	Name    string          `json:"n"`
+	Rooms   []string        `json:"r"`
+	Payload json.RawMessage `json:"p"`
+	// Received is event.Event.ReceivedAt in Unix milliseconds (0 when
+	// unknown).
 	Received int64 `json:"t,omitempty"`
 }
 
-// Publish stores e in the stream. It returns nil only once Redis has the
-// event, ErrDuplicate for a dedupe key already seen, and an
-// *UnavailableError when Redis cannot be reached (nothing stored).
-func (r *Redis) Publish(ctx context.Context, e Event) error {
+// encode returns the stream entry of e.
+func encode(e event.Event) (string, error) {
 	if err := e.Validate(); err != nil {
-		return err
-	}
-	if r.closed.Load() {
-		return ErrClosed
+		return "", err
 	}
 	var received int64
 	if !e.ReceivedAt.IsZero() {
 		received = e.ReceivedAt.UnixMilli()
 	}
-	entry, err := json.Marshal(storedEvent{e.Name, e.Rooms, e.Broadcast, e.Payload, received})
+	b, err := json.Marshal(entry{e.Name, e.Rooms, e.Payload, received})
 	if err != nil {
-		return fmt.Errorf("bus: encode %s: %w", e.Name, err)
+		return "", fmt.Errorf("bus: encode %s: %w", e.Name, err)
+	}
+	return string(b), nil
+}
+
+// AddArgs returns the XADD that appends e to the stream (trimmed like every
+// publish), for a part that must append events in one MULTI transaction
+// with its own state, as the registry does with batch progress. Such
+// events bypass the dedupe key.
+func (r *Redis) AddArgs(e event.Event) (*redis.XAddArgs, error) {
+	value, err := encode(e)
+	if err != nil {
+		return nil, err
+	}
+	return &redis.XAddArgs{Stream: r.opts.Stream, MaxLen: r.opts.MaxLen, Approx: true, Values: []string{fieldEvent, value}}, nil
+}
+
+// Publish stores e in the stream. It returns nil only once Redis has the
+// event, ErrDuplicate for a dedupe key already seen, and an
+// *UnavailableError when Redis cannot be reached (nothing stored).
+func (r *Redis) Publish(ctx context.Context, e event.Event) error {
+	entry, err := encode(e)
+	if err != nil {
+		return err
+	}
+	if r.closed.Load() {
+		return ErrClosed
 	}
 	ttl := ""
 	dedupeKey := r.dedupe
@@ -370,12 +387,12 @@ func (r *Redis) deliver(msg redis.XMessage, h Handler) {
 		r.log.Error("stream entry without an event: skipped", slog.String("id", msg.ID))
 		return
 	}
-	var se storedEvent
+	var se entry
 	if err := json.Unmarshal([]byte(raw), &se); err != nil {
 		r.log.Error("stream entry does not decode: skipped", slog.String("id", msg.ID), slog.String("error", err.Error()))
 		return
 	}
-	ev := Event{ID: msg.ID, Name: se.Name, Rooms: se.Rooms, Broadcast: se.Broadcast, Payload: se.Payload}
+	ev := event.Event{ID: msg.ID, Name: se.Name, Rooms: se.Rooms, Payload: se.Payload}
 	if ms, _ := splitID(msg.ID); ms > 0 {
 		ev.PublishedAt = time.UnixMilli(int64(ms))
 	}
@@ -560,12 +577,7 @@ func (r *Redis) stopErr(ctx context.Context) error {
 func compareIDs(a, b string) int {
 	am, as := splitID(a)
 	bm, bs := splitID(b)
-	switch {
-	case am != bm:
-		return cmpU(am, bm)
-	default:
-		return cmpU(as, bs)
-	}
+	return cmp.Or(cmp.Compare(am, bm), cmp.Compare(as, bs))
 }
 
 func splitID(id string) (uint64, uint64) {
@@ -573,16 +585,6 @@ func splitID(id string) (uint64, uint64) {
 	m, _ := strconv.ParseUint(ms, 10, 64)
 	s, _ := strconv.ParseUint(seq, 10, 64)
 	return m, s
-}
-
-func cmpU(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // NewNodeID names a process in the cluster: its host name and a random

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/meshgen/gateway/bus"
+	"github.com/meshgen/gateway/event"
 	"github.com/meshgen/gateway/test/redistest"
 )
 
@@ -40,7 +41,7 @@ func newRedisBus(t *testing.T, url string, opts ...func(*bus.RedisOptions)) *bus
 // collector consumes a bus in the background and records what arrives.
 type collector struct {
 	mu     sync.Mutex
-	events []bus.Event
+	events []event.Event
 	stop   context.CancelFunc
 	done   chan struct{}
 }
@@ -51,7 +52,7 @@ func consume(t *testing.T, b bus.Bus) *collector {
 	c := &collector{stop: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
-		_ = b.Consume(ctx, func(e bus.Event) {
+		_ = b.Consume(ctx, func(e event.Event) {
 			c.mu.Lock()
 			c.events = append(c.events, e)
 			c.mu.Unlock()
@@ -89,8 +90,8 @@ func waitReady(t *testing.T, b *bus.Redis) {
 	waitFor(t, 10*time.Second, "bus ready", func() bool { return b.Health(context.Background()) == nil })
 }
 
-func event(i int) bus.Event {
-	return bus.Event{Name: "log_line", Rooms: []string{"project_" + strconv.Itoa(i%3)}, Payload: json.RawMessage(strconv.Itoa(i))}
+func numbered(i int) event.Event {
+	return event.Event{Name: "log_line", Rooms: []string{"project_" + strconv.Itoa(i%3)}, Payload: json.RawMessage(strconv.Itoa(i))}
 }
 
 // assertExactlyOnceInOrder checks that got holds want exactly once each, in
@@ -118,7 +119,7 @@ func TestRedisEveryNodeGetsEveryEventInOrder(t *testing.T) {
 	}
 	var want []int
 	for i := range 500 {
-		if err := pub.Publish(context.Background(), event(i)); err != nil {
+		if err := pub.Publish(context.Background(), numbered(i)); err != nil {
 			t.Fatal(err)
 		}
 		want = append(want, i)
@@ -135,7 +136,7 @@ func TestRedisDedupeAcrossNodes(t *testing.T) {
 	a, b := newRedisBus(t, srv.URL()), newRedisBus(t, srv.URL())
 	col := consume(t, a)
 	waitReady(t, a)
-	ev := event(1)
+	ev := numbered(1)
 	ev.DedupeKey = "modal:j1:completed"
 	if err := a.Publish(context.Background(), ev); err != nil {
 		t.Fatal(err)
@@ -143,7 +144,7 @@ func TestRedisDedupeAcrossNodes(t *testing.T) {
 	if err := b.Publish(context.Background(), ev); !errors.Is(err, bus.ErrDuplicate) {
 		t.Fatalf("same key on another node = %v, want ErrDuplicate", err)
 	}
-	ev2 := event(2)
+	ev2 := numbered(2)
 	ev2.DedupeKey = "modal:j1:failed"
 	if err := b.Publish(context.Background(), ev2); err != nil {
 		t.Fatal(err)
@@ -156,7 +157,7 @@ func TestRedisDedupeAcrossNodes(t *testing.T) {
 func TestRedisDedupeWindowExpires(t *testing.T) {
 	srv := redistest.Start(t)
 	b := newRedisBus(t, srv.URL(), func(o *bus.RedisOptions) { o.DedupeWindow = 100 * time.Millisecond })
-	ev := event(1)
+	ev := numbered(1)
 	ev.DedupeKey = "k"
 	if err := b.Publish(context.Background(), ev); err != nil {
 		t.Fatal(err)
@@ -183,7 +184,7 @@ func TestRedisClientKill(t *testing.T) {
 		if i%100 == 50 {
 			srv.KillNormalClients()
 		}
-		err := pub.Publish(context.Background(), event(i))
+		err := pub.Publish(context.Background(), numbered(i))
 		var ue *bus.UnavailableError
 		switch {
 		case err == nil:
@@ -214,7 +215,7 @@ func TestRedisRestartWithAOF(t *testing.T) {
 	publish := func(i int) {
 		deadline := time.Now().Add(20 * time.Second)
 		for {
-			err := pub.Publish(context.Background(), event(i))
+			err := pub.Publish(context.Background(), numbered(i))
 			if err == nil {
 				return
 			}
@@ -232,7 +233,7 @@ func TestRedisRestartWithAOF(t *testing.T) {
 	}
 	srv.Stop()
 	waitFor(t, 5*time.Second, "not ready while Redis is down", func() bool { return node.Health(context.Background()) != nil })
-	errDown := pub.Publish(context.Background(), event(-1))
+	errDown := pub.Publish(context.Background(), numbered(-1))
 	var ue *bus.UnavailableError
 	if !errors.As(errDown, &ue) {
 		t.Fatalf("publish with Redis down = %v, want UnavailableError", errDown)
@@ -259,12 +260,12 @@ func TestRedisDownAtStartup(t *testing.T) {
 	if err := node.Health(context.Background()); err == nil {
 		t.Fatal("ready while Redis is down")
 	}
-	if err := node.Publish(context.Background(), event(0)); err == nil {
+	if err := node.Publish(context.Background(), numbered(0)); err == nil {
 		t.Fatal("publish accepted while Redis is down")
 	}
 	srv.Restart()
 	waitReady(t, node)
-	if err := node.Publish(context.Background(), event(1)); err != nil {
+	if err := node.Publish(context.Background(), numbered(1)); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "delivery", func() bool { return len(col.payloads()) == 1 })
@@ -281,11 +282,11 @@ func TestRedisStalledConsumer(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = node.Consume(ctx, func(bus.Event) { <-release })
+		_ = node.Consume(ctx, func(event.Event) { <-release })
 	}()
 	t.Cleanup(func() { cancel(); close(release); <-done })
 	waitReady(t, node)
-	if err := node.Publish(context.Background(), event(0)); err != nil {
+	if err := node.Publish(context.Background(), numbered(0)); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "stall detected", func() bool {

@@ -3,6 +3,13 @@ package config
 import (
 	"log/slog"
 	"time"
+
+	"github.com/meshgen/gateway/bus"
+	"github.com/meshgen/gateway/flaskbridge"
+	"github.com/meshgen/gateway/gateway"
+	"github.com/meshgen/gateway/httpapi"
+	"github.com/meshgen/gateway/registry"
+	"github.com/meshgen/gateway/rooms"
 )
 
 // Roles accepted by Config.Role.
@@ -138,9 +145,19 @@ type Config struct {
 	LogFormat string `mapstructure:"log-format"`
 
 	// WebhookMaxBodyBytes is `webhook-max-body-bytes` /
-	// GATEWAY_WEBHOOK_MAX_BODY_BYTES, the largest webhook body accepted;
-	// larger ones answer 413. Default 1 MiB.
+	// GATEWAY_WEBHOOK_MAX_BODY_BYTES, the largest body of POST
+	// /api/webhooks/modal; larger ones answer 413. Default 1 MiB.
 	WebhookMaxBodyBytes int64 `mapstructure:"webhook-max-body-bytes"`
+
+	// JobsMaxBodyBytes is `jobs-max-body-bytes` /
+	// GATEWAY_JOBS_MAX_BODY_BYTES, the largest body of POST /api/jobs;
+	// larger ones answer 413. Default 1 MiB.
+	JobsMaxBodyBytes int64 `mapstructure:"jobs-max-body-bytes"`
+
+	// EventsMaxBodyBytes is `events-max-body-bytes` /
+	// GATEWAY_EVENTS_MAX_BODY_BYTES, the largest body of POST /api/events;
+	// larger ones answer 413. Default 1 MiB.
+	EventsMaxBodyBytes int64 `mapstructure:"events-max-body-bytes"`
 
 	// SocketMaxMessageBytes is `socket-max-message-bytes` /
 	// GATEWAY_SOCKET_MAX_MESSAGE_BYTES, the largest message a client may
@@ -178,32 +195,35 @@ type Config struct {
 	ShutdownTimeout time.Duration `mapstructure:"shutdown-timeout"`
 }
 
-// Default returns the configuration used when nothing is set.
+// Default returns the configuration used when nothing is set. Where a
+// package has a default of its own, this is it: one source for each.
 func Default() Config {
 	return Config{
 		Env:                   EnvProduction,
 		Host:                  "",
 		Port:                  5000,
 		Role:                  RoleAll,
-		RedisStream:           "gateway:events",
-		RedisStreamMaxLen:     100_000,
-		RedisStreamMaxAge:     24 * time.Hour,
-		DedupeWindow:          24 * time.Hour,
-		CanaryInterval:        2 * time.Second,
-		CanaryTimeout:         10 * time.Second,
-		JobTTL:                7 * 24 * time.Hour,
+		RedisStream:           bus.DefaultStream,
+		RedisStreamMaxLen:     bus.DefaultStreamMaxLen,
+		RedisStreamMaxAge:     bus.DefaultStreamMaxAge,
+		DedupeWindow:          bus.DefaultDedupeWindow,
+		CanaryInterval:        bus.DefaultCanaryInterval,
+		CanaryTimeout:         bus.DefaultCanaryTimeout,
+		JobTTL:                registry.DefaultJobTTL,
 		FlaskQueue:            true,
-		FlaskChannel:          "flask-socketio",
-		LogsChannel:           "gateway:logs-control",
+		FlaskChannel:          flaskbridge.DefaultChannel,
+		LogsChannel:           rooms.DefaultLogsChannel,
 		DrainWindow:           20 * time.Second,
 		LogLevel:              "info",
 		LogFormat:             "auto",
-		WebhookMaxBodyBytes:   1 << 20,
-		SocketMaxMessageBytes: 1_000_000,
-		MaxIDLength:           128,
-		PingInterval:          25 * time.Second,
-		PingTimeout:           20 * time.Second,
-		ConnectTimeout:        45 * time.Second,
+		WebhookMaxBodyBytes:   httpapi.DefaultBodyLimit,
+		JobsMaxBodyBytes:      httpapi.DefaultBodyLimit,
+		EventsMaxBodyBytes:    httpapi.DefaultBodyLimit,
+		SocketMaxMessageBytes: gateway.DefaultMaxMessageBytes,
+		MaxIDLength:           rooms.DefaultMaxIDLength,
+		PingInterval:          gateway.DefaultPingInterval,
+		PingTimeout:           gateway.DefaultPingTimeout,
+		ConnectTimeout:        gateway.DefaultConnectTimeout,
 		ShutdownTimeout:       30 * time.Second,
 	}
 }
@@ -255,6 +275,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("drain_window", c.DrainWindow),
 		slog.String("log_level", c.LogLevel),
 		slog.Int64("webhook_max_body_bytes", c.WebhookMaxBodyBytes),
+		slog.Int64("jobs_max_body_bytes", c.JobsMaxBodyBytes),
+		slog.Int64("events_max_body_bytes", c.EventsMaxBodyBytes),
 		slog.Int64("socket_max_message_bytes", c.SocketMaxMessageBytes),
 		slog.Duration("ping_interval", c.PingInterval),
 		slog.Duration("ping_timeout", c.PingTimeout),

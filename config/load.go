@@ -8,8 +8,10 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/cast"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 )
@@ -79,7 +81,9 @@ func NewFlagSet(name string, out io.Writer) *pflag.FlagSet {
 	fs.Duration("drain-window", d.DrainWindow, usage("drain-window", "on SIGTERM, clients are closed in batches spread over this window"))
 	fs.String("log-level", d.LogLevel, usage("log-level", "debug, info, warn or error"))
 	fs.String("log-format", d.LogFormat, usage("log-format", "json, text or auto (json in production, text in development)"))
-	fs.Int64("webhook-max-body-bytes", d.WebhookMaxBodyBytes, usage("webhook-max-body-bytes", "largest webhook body accepted (413 above)"))
+	fs.Int64("webhook-max-body-bytes", d.WebhookMaxBodyBytes, usage("webhook-max-body-bytes", "largest body of POST /api/webhooks/modal (413 above)"))
+	fs.Int64("jobs-max-body-bytes", d.JobsMaxBodyBytes, usage("jobs-max-body-bytes", "largest body of POST /api/jobs (413 above)"))
+	fs.Int64("events-max-body-bytes", d.EventsMaxBodyBytes, usage("events-max-body-bytes", "largest body of POST /api/events (413 above)"))
 	fs.Int64("socket-max-message-bytes", d.SocketMaxMessageBytes, usage("socket-max-message-bytes", "largest client message; a client sending more is disconnected"))
 	fs.Int("max-id-length", d.MaxIDLength, usage("max-id-length", "longest project, batch or job id accepted"))
 	fs.Duration("ping-interval", d.PingInterval, usage("ping-interval", "Engine.IO heartbeat interval"))
@@ -133,6 +137,9 @@ func Load(fs *pflag.FlagSet, args []string) (Config, error) {
 		}
 	}
 
+	if err := checkTypes(v, d); err != nil {
+		return Config{}, err
+	}
 	var c Config
 	err := v.Unmarshal(&c, func(dc *mapstructure.DecoderConfig) {
 		dc.ErrorUnused = false
@@ -156,6 +163,41 @@ func Load(fs *pflag.FlagSet, args []string) (Config, error) {
 		return Config{}, err
 	}
 	return c, nil
+}
+
+// checkTypes checks that every key's value has the form its field needs,
+// before decoding: a wrong one is an error naming the key, its environment
+// variable and the value (the decoder's own message names neither).
+func checkTypes(v *viper.Viper, d Config) error {
+	rt := reflect.TypeOf(d)
+	for i := range rt.NumField() {
+		f := rt.Field(i)
+		key := f.Tag.Get("mapstructure")
+		raw := v.Get(key)
+		var err error
+		var want string
+		switch {
+		case f.Type == reflect.TypeFor[time.Duration]():
+			want = "must be a duration such as 10s, 500ms or 2m"
+			if s, ok := raw.(string); ok {
+				_, err = time.ParseDuration(strings.TrimSpace(s))
+			} else {
+				_, err = cast.ToDurationE(raw)
+			}
+		case f.Type.Kind() == reflect.Int || f.Type.Kind() == reflect.Int64:
+			want = "must be an integer"
+			_, err = cast.ToInt64E(raw)
+		case f.Type.Kind() == reflect.Bool:
+			want = "must be true or false"
+			_, err = cast.ToBoolE(raw)
+		default:
+			continue
+		}
+		if err != nil {
+			return invalid(key, raw, want)
+		}
+	}
+	return nil
 }
 
 // setDefaults registers every key's default with v, so that environment

@@ -9,7 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/meshgen/gateway/eventname"
+	"github.com/meshgen/gateway/event"
+	"github.com/meshgen/gateway/rooms"
 )
 
 // ErrInvalid is wrapped by every validation error.
@@ -77,14 +78,23 @@ func (c Config) Validate() error {
 	default:
 		return invalid("log-format", c.LogFormat, "must be auto, json or text")
 	}
-	if c.WebhookMaxBodyBytes < 1 {
-		return invalid("webhook-max-body-bytes", c.WebhookMaxBodyBytes, "must be positive")
+	for _, b := range []struct {
+		key   string
+		value int64
+	}{
+		{"webhook-max-body-bytes", c.WebhookMaxBodyBytes},
+		{"jobs-max-body-bytes", c.JobsMaxBodyBytes},
+		{"events-max-body-bytes", c.EventsMaxBodyBytes},
+	} {
+		if b.value < 1 {
+			return invalid(b.key, b.value, "must be positive")
+		}
 	}
 	if c.SocketMaxMessageBytes < 1 {
 		return invalid("socket-max-message-bytes", c.SocketMaxMessageBytes, "must be positive")
 	}
-	if c.MaxIDLength < 1 || c.MaxIDLength > 1024 {
-		return invalid("max-id-length", c.MaxIDLength, "must be between 1 and 1024")
+	if c.MaxIDLength < 1 || c.MaxIDLength > rooms.MaxIDLengthLimit {
+		return invalid("max-id-length", c.MaxIDLength, fmt.Sprintf("must be between 1 and %d", rooms.MaxIDLengthLimit))
 	}
 	for _, d := range []struct {
 		key   string
@@ -117,7 +127,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: redis-stream, flask-channel and logs-channel must not be empty", ErrInvalid)
 	}
 	for _, name := range c.ExtraEvents {
-		if err := eventname.CheckExtra(name); err != nil {
+		if err := event.CheckExtra(name); err != nil {
 			return invalid("extra-events", name, err.Error())
 		}
 	}

@@ -27,6 +27,7 @@ func (s *Server) Emit(event string, rooms []string, broadcast bool, except []str
 		op = op.Except(toRooms(except)...)
 	}
 	_ = op.Emit(event, values...)
+	s.opts.Metrics.Emitted(event)
 }
 
 // CloseRoom makes every client of this node leave room.

@@ -8,6 +8,8 @@ import (
 	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/meshgen/gateway/metrics"
 )
 
 // This file is the gateway's seam in the library's Socket.IO layer: a room
@@ -33,11 +35,13 @@ import (
 const fanoutChunk = 64
 
 // fanoutAdapterBuilder installs fanoutAdapter on every namespace.
-type fanoutAdapterBuilder struct{}
+type fanoutAdapterBuilder struct {
+	metrics *metrics.Metrics // counts deliveries; nil counts nothing
+}
 
 // New builds the adapter of nsp.
-func (fanoutAdapterBuilder) New(nsp socket.Namespace) socket.Adapter {
-	a := &fanoutAdapter{Adapter: socket.MakeAdapter(), members: make(map[socket.Room]*roomMembers)}
+func (b fanoutAdapterBuilder) New(nsp socket.Namespace) socket.Adapter {
+	a := &fanoutAdapter{Adapter: socket.MakeAdapter(), metrics: b.metrics, members: make(map[socket.Room]*roomMembers)}
 	a.Prototype(a)
 	a.Construct(nsp)
 	return a
@@ -47,6 +51,7 @@ func (fanoutAdapterBuilder) New(nsp socket.Namespace) socket.Adapter {
 // Broadcast.
 type fanoutAdapter struct {
 	socket.Adapter
+	metrics *metrics.Metrics
 
 	// members caches, per room, the sockets a one-room broadcast reaches
 	// (and their WebSocket transports once direct), so the hot path does
@@ -96,10 +101,12 @@ func (a *fanoutAdapter) Broadcast(p *parser.Packet, opts *socket.BroadcastOption
 	}
 
 	var idle []*wsTransport
+	delivered := 0
 	// The library's Broadcast also calls each socket's outgoing listeners
 	// (Socket.OnAnyOutgoing); the gateway registers none, so that per-socket
 	// call (a closure and a copy of an empty list) is left out.
 	send := func(sock *socket.Socket, t *wsTransport) {
+		delivered++
 		if frame != nil && t != nil {
 			if t.queueFrames(frame) {
 				idle = append(idle, t)
@@ -130,6 +137,7 @@ func (a *fanoutAdapter) Broadcast(p *parser.Packet, opts *socket.BroadcastOption
 		a.each(opts, func(sock *socket.Socket) { send(sock, directTransport(sock)) })
 	}
 	flushAll(idle)
+	a.metrics.Delivered(delivered)
 }
 
 // singleRoom returns the room of a broadcast to exactly one room with no

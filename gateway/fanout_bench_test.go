@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshgen/gateway/bus"
+	"github.com/meshgen/gateway/event"
 )
 
 // BenchmarkFanout measures one broadcast to a room of N real websocket
@@ -63,7 +63,7 @@ func benchFanout(b *testing.B, n int, library bool) {
 		})
 	}
 	payload := json.RawMessage(`{"job_id":"job-7","message":"Meshing volume 3 of 7: 125032 tetrahedra, min SICN 0.41","timestamp":"2026-11-28T19:00:00.000Z"}`)
-	ev := bus.Event{Name: "log_line", Rooms: []string{"project_bench"}, Payload: payload}
+	ev := event.Event{Name: "log_line", Rooms: []string{"project_bench"}, Payload: payload}
 	b.ReportAllocs()
 	b.ResetTimer()
 	want := int64(0)

@@ -18,13 +18,21 @@ import (
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
-	"github.com/meshgen/gateway/bus"
+	"github.com/meshgen/gateway/event"
 	"github.com/meshgen/gateway/metrics"
 	"github.com/meshgen/gateway/rooms"
 )
 
 // Path is where Socket.IO is served, as socket.io-client expects it.
 const Path = "/socket.io/"
+
+// Defaults of Options, Socket.IO's own.
+const (
+	DefaultMaxMessageBytes = 1_000_000
+	DefaultPingInterval    = 25 * time.Second
+	DefaultPingTimeout     = 20 * time.Second
+	DefaultConnectTimeout  = 45 * time.Second
+)
 
 // handlerTimeout bounds the work of one client event (a Redis round trip
 // for log follows at most).
@@ -45,10 +53,11 @@ type Options struct {
 	// empty allows only same-origin browsers (and every non-browser client).
 	AllowedOrigins []string
 	// MaxMessageBytes is the largest message a client may send. Zero means
-	// 1,000,000.
+	// DefaultMaxMessageBytes.
 	MaxMessageBytes int64
 	// PingInterval, PingTimeout and ConnectTimeout are the Engine.IO and
-	// Socket.IO timers. Zero means 25s, 20s and 45s.
+	// Socket.IO timers. Zero means DefaultPingInterval, DefaultPingTimeout
+	// and DefaultConnectTimeout.
 	PingInterval   time.Duration
 	PingTimeout    time.Duration
 	ConnectTimeout time.Duration
@@ -78,6 +87,7 @@ type Server struct {
 	draining atomic.Bool
 
 	closeOnce sync.Once
+	closed    chan struct{} // closed once the library's Close returned
 }
 
 // New builds the Socket.IO server. It panics when Protocol or Logger is
@@ -87,18 +97,18 @@ func New(opts Options) *Server {
 		panic("gateway: Options needs Protocol and Logger")
 	}
 	if opts.MaxMessageBytes <= 0 {
-		opts.MaxMessageBytes = 1_000_000
+		opts.MaxMessageBytes = DefaultMaxMessageBytes
 	}
 	if opts.PingInterval <= 0 {
-		opts.PingInterval = 25 * time.Second
+		opts.PingInterval = DefaultPingInterval
 	}
 	if opts.PingTimeout <= 0 {
-		opts.PingTimeout = 20 * time.Second
+		opts.PingTimeout = DefaultPingTimeout
 	}
 	if opts.ConnectTimeout <= 0 {
-		opts.ConnectTimeout = 45 * time.Second
+		opts.ConnectTimeout = DefaultConnectTimeout
 	}
-	s := &Server{opts: opts, log: opts.Logger, gate: newHandshakeGate(opts.ConnectTimeout)}
+	s := &Server{opts: opts, log: opts.Logger, gate: newHandshakeGate(opts.ConnectTimeout), closed: make(chan struct{})}
 
 	so := socket.DefaultServerOptions()
 	so.SetPath(strings.TrimSuffix(Path, "/"))
@@ -115,7 +125,7 @@ func New(opts Options) *Server {
 	// it directly (fanout.go).
 	if !opts.libraryWebSocket {
 		so.SetTransports(types.NewSet[transports.TransportCtor](&transports.PollingBuilder{}, wsBuilder{pingDelay: pingDelayFor(opts.PingTimeout)}))
-		so.SetAdapter(fanoutAdapterBuilder{})
+		so.SetAdapter(fanoutAdapterBuilder{metrics: opts.Metrics})
 	}
 
 	s.io = socket.NewServer(nil, so)
@@ -138,38 +148,14 @@ func (s *Server) Handler() http.Handler { return s.eio }
 // Clients returns the number of connected clients.
 func (s *Server) Clients() int64 { return s.clients.Load() }
 
-// Deliver emits e to its rooms (or to everyone for a broadcast). The payload
-// is embedded as already-encoded JSON; the library encodes the packet once
-// and shares it between recipients.
-func (s *Server) Deliver(e bus.Event) {
-	if e.Broadcast {
-		_ = s.io.Sockets().Emit(e.Name, e.Payload)
-		s.opts.Metrics.Emitted(e.Name, int(s.clients.Load()))
-		s.opts.Metrics.Consumed(e, time.Now())
-		return
-	}
-	targets := make([]socket.Room, len(e.Rooms))
-	for i, r := range e.Rooms {
-		targets[i] = socket.Room(r)
-	}
-	_ = s.io.To(targets...).Emit(e.Name, e.Payload)
-	if s.opts.Metrics != nil {
-		s.opts.Metrics.Emitted(e.Name, s.roomMembers(targets))
-		s.opts.Metrics.Consumed(e, time.Now())
-	}
-}
-
-// roomMembers counts the clients in rooms (a client in two of them counts
-// twice; events name one room in practice).
-func (s *Server) roomMembers(rooms []socket.Room) int {
-	n := 0
-	all := s.io.Sockets().Adapter().Rooms()
-	for _, r := range rooms {
-		if members, ok := all.Load(r); ok {
-			n += members.Len()
-		}
-	}
-	return n
+// Deliver emits a bus event to its rooms: the payload arrives encoded once
+// by its producer and is embedded as is; the room adapter (fanout.go)
+// frames the packet once, writes it to every member and counts the
+// deliveries.
+func (s *Server) Deliver(e event.Event) {
+	_ = s.io.To(toRooms(e.Rooms)...).Emit(e.Name, e.Payload)
+	s.opts.Metrics.Emitted(e.Name)
+	s.opts.Metrics.Consumed(e, time.Now())
 }
 
 // registerGauges exposes the connection and room gauges.
@@ -197,17 +183,17 @@ func (s *Server) registerGauges(m *metrics.Metrics) {
 }
 
 // Close disconnects every client at the transport level (socket.io-client
-// reconnects by itself) and stops the engine. It is idempotent.
+// reconnects by itself) and stops the engine, waiting until done or ctx
+// ends. It is idempotent: a later call waits for the same close.
 func (s *Server) Close(ctx context.Context) error {
-	done := make(chan struct{})
 	s.closeOnce.Do(func() {
 		go func() {
 			s.io.Close(nil)
-			close(done)
+			close(s.closed)
 		}()
 	})
 	select {
-	case <-done:
+	case <-s.closed:
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("gateway: close: %w", ctx.Err())

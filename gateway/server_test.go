@@ -14,7 +14,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/meshgen/gateway/bus"
+	"github.com/meshgen/gateway/event"
 	"github.com/meshgen/gateway/rooms"
 )
 
@@ -149,8 +149,8 @@ func TestDeliverToRoomsOnly(t *testing.T) {
 	if in.waitEvent("subscribed_project") == "" || out.waitEvent("subscribed_project") == "" {
 		t.Fatal("subscribe not answered")
 	}
-	s.Deliver(bus.Event{Name: "log_line", Rooms: []string{"project_p1"}, Payload: json.RawMessage(`{"job_id":"j","message":"m"}`)})
-	s.Deliver(bus.Event{Name: "log_line", Rooms: []string{"project_p2"}, Payload: json.RawMessage(`{"job_id":"k","message":"n"}`)})
+	s.Deliver(event.Event{Name: "log_line", Rooms: []string{"project_p1"}, Payload: json.RawMessage(`{"job_id":"j","message":"m"}`)})
+	s.Deliver(event.Event{Name: "log_line", Rooms: []string{"project_p2"}, Payload: json.RawMessage(`{"job_id":"k","message":"n"}`)})
 	if got := in.waitEvent("log_line"); got != `{"job_id":"j","message":"m"}` {
 		t.Fatalf("in got %q", got)
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
-	"github.com/meshgen/gateway/bus"
+	"github.com/meshgen/gateway/event"
 )
 
 func subscribed(t *testing.T, url, project string) *rawClient {
@@ -27,8 +27,8 @@ func subscribed(t *testing.T, url, project string) *rawClient {
 	return c
 }
 
-func logLine(room string, i int) bus.Event {
-	return bus.Event{Name: "log_line", Rooms: []string{room}, Payload: json.RawMessage(fmt.Sprintf(`{"job_id":"j","message":"%d"}`, i))}
+func logLine(room string, i int) event.Event {
+	return event.Event{Name: "log_line", Rooms: []string{room}, Payload: json.RawMessage(fmt.Sprintf(`{"job_id":"j","message":"%d"}`, i))}
 }
 
 // directNow reports whether the only connected client's broadcasts take
@@ -100,7 +100,7 @@ func TestBroadcastOrderAndSelection(t *testing.T) {
 	other := subscribed(t, url, "c")
 
 	for i := range events {
-		s.Deliver(bus.Event{Name: "log_line", Rooms: []string{"project_a", "project_b"}, Payload: json.RawMessage(fmt.Sprintf(`{"job_id":"j","message":"%d"}`, i))})
+		s.Deliver(event.Event{Name: "log_line", Rooms: []string{"project_a", "project_b"}, Payload: json.RawMessage(fmt.Sprintf(`{"job_id":"j","message":"%d"}`, i))})
 	}
 	s.Emit("log_line", []string{"project_a"}, false, []string{"project_b"}, []json.RawMessage{json.RawMessage(`{"job_id":"j","message":"not for both"}`)})
 	s.Emit("log_line", nil, true, nil, []json.RawMessage{json.RawMessage(`{"job_id":"j","message":"everyone"}`)})
@@ -157,7 +157,7 @@ func TestSlowClientDisconnected(t *testing.T) {
 		received <- n
 	}()
 	for range events {
-		s.Deliver(bus.Event{Name: "log_line", Rooms: []string{"project_big"}, Payload: json.RawMessage(`{"job_id":"j","message":"` + big + `"}`)})
+		s.Deliver(event.Event{Name: "log_line", Rooms: []string{"project_big"}, Payload: json.RawMessage(`{"job_id":"j","message":"` + big + `"}`)})
 	}
 	if n := <-received; n != events {
 		t.Fatalf("the reading client got %d of %d events", n, events)

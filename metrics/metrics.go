@@ -6,6 +6,7 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/meshgen/gateway/bus"
+	"github.com/meshgen/gateway/event"
 )
 
 // Path serves the metrics.
@@ -88,21 +90,33 @@ func (m *Metrics) Gauge(name, help string, f func() float64) {
 // GaugeVec registers a labelled gauge whose values are read from f at
 // scrape time (label value -> value).
 func (m *Metrics) GaugeVec(name, help, label string, f func() map[string]float64) {
+	m.funcVec(name, help, label, prometheus.GaugeValue, f)
+}
+
+// CounterVec registers a labelled counter whose values are read from f at
+// scrape time (label value -> value), for counts kept by another part
+// (which must only ever grow).
+func (m *Metrics) CounterVec(name, help, label string, f func() map[string]float64) {
+	m.funcVec(name, help, label, prometheus.CounterValue, f)
+}
+
+func (m *Metrics) funcVec(name, help, label string, kind prometheus.ValueType, f func() map[string]float64) {
 	if m == nil {
 		return
 	}
-	m.reg.MustRegister(&funcVec{desc: prometheus.NewDesc(name, help, []string{label}, nil), f: f})
+	m.reg.MustRegister(&funcVec{desc: prometheus.NewDesc(name, help, []string{label}, nil), kind: kind, f: f})
 }
 
 type funcVec struct {
 	desc *prometheus.Desc
+	kind prometheus.ValueType
 	f    func() map[string]float64
 }
 
 func (v *funcVec) Describe(ch chan<- *prometheus.Desc) { ch <- v.desc }
 func (v *funcVec) Collect(ch chan<- prometheus.Metric) {
 	for label, value := range v.f() {
-		ch <- prometheus.MustNewConstMetric(v.desc, prometheus.GaugeValue, value, label)
+		ch <- prometheus.MustNewConstMetric(v.desc, v.kind, value, label)
 	}
 }
 
@@ -111,9 +125,6 @@ func (m *Metrics) Register(e *echo.Echo) {
 	e.GET(Path, echo.WrapHandler(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})))
 }
 
-// Handler returns the /metrics handler.
-func (m *Metrics) Handler() http.Handler { return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}) }
-
 // ClientEvent counts one client event.
 func (m *Metrics) ClientEvent(name string) {
 	if m != nil {
@@ -121,10 +132,17 @@ func (m *Metrics) ClientEvent(name string) {
 	}
 }
 
-// Emitted counts one event emitted to n clients of this node.
-func (m *Metrics) Emitted(name string, n int) {
+// Emitted counts one event emitted to rooms (or to everyone) of this node,
+// from the bus or the Flask queue.
+func (m *Metrics) Emitted(name string) {
 	if m != nil {
 		m.emitted.WithLabelValues(name).Inc()
+	}
+}
+
+// Delivered counts n deliveries: an emitted event written to n clients.
+func (m *Metrics) Delivered(n int) {
+	if m != nil && n > 0 {
 		m.deliveries.Add(float64(n))
 	}
 }
@@ -140,7 +158,7 @@ func (m *Metrics) Disconnected(reason string) {
 
 // Consumed records a consumed event's lag since its publish and, for
 // events that came from a webhook, the time since its receipt.
-func (m *Metrics) Consumed(e bus.Event, now time.Time) {
+func (m *Metrics) Consumed(e event.Event, now time.Time) {
 	if m == nil {
 		return
 	}
@@ -175,7 +193,7 @@ func (m *Metrics) HTTPMiddleware(routes ...string) echo.MiddlewareFunc {
 			var he *echo.HTTPError
 			if err != nil {
 				code = http.StatusInternalServerError
-				if asHTTPError(err, &he) {
+				if errors.As(err, &he) {
 					code = he.Code
 				}
 			}
@@ -198,9 +216,24 @@ type timedPublisher struct {
 	h   *prometheus.HistogramVec
 }
 
-func (t *timedPublisher) Publish(ctx context.Context, e bus.Event) error {
+func (t *timedPublisher) Publish(ctx context.Context, e event.Event) error {
 	start := time.Now()
 	err := t.pub.Publish(ctx, e)
 	t.h.WithLabelValues(outcome(err)).Observe(time.Since(start).Seconds())
 	return err
+}
+
+// outcome classifies a publish result for the publish histogram.
+func outcome(err error) string {
+	var unavailable *bus.UnavailableError
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, bus.ErrDuplicate):
+		return "duplicate"
+	case errors.As(err, &unavailable):
+		return "unavailable"
+	default:
+		return "error"
+	}
 }

@@ -11,31 +11,22 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/meshgen/gateway/bus"
+	"github.com/meshgen/gateway/event"
 	"github.com/meshgen/gateway/httpapi"
-	"github.com/meshgen/gateway/signature"
 )
 
 // Path is the route of the publish API.
 const Path = "/api/events"
 
-// Defaults of Config.
-const (
-	DefaultMaxBodyBytes = 1 << 20
-	DefaultMaxEvents    = 1000
-)
+// DefaultMaxEvents is the default of Config.MaxEvents.
+const DefaultMaxEvents = 1000
 
-// DedupePrefix precedes an event's "id" in its bus.Event.DedupeKey, so that
-// publish ids never collide with the dedupe keys of other producers.
+// DedupePrefix precedes an event's "id" in its event.Event.DedupeKey, so
+// that publish ids never collide with the dedupe keys of other producers.
 const DedupePrefix = "events:"
 
 // Config configures a Handler. Publisher and Logger are required.
 type Config struct {
-	// Verifier checks X-Gateway-Signature. Without secrets (development
-	// only) verification is skipped with a warning on every request.
-	Verifier *signature.Verifier
-	// MaxBodyBytes bounds the body; larger ones answer 413. Zero means
-	// DefaultMaxBodyBytes (1 MiB).
-	MaxBodyBytes int64
 	// MaxIDLength bounds project, batch and job ids and event ids. Zero
 	// means rooms.DefaultMaxIDLength.
 	MaxIDLength int
@@ -54,7 +45,8 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Handler serves POST /api/events.
+// Handler serves POST /api/events behind the httpapi.SignedBody middleware
+// (signed with X-Gateway-Signature), which has read and verified the body.
 type Handler struct {
 	cfg    Config
 	extras map[string]bool
@@ -70,12 +62,6 @@ func New(cfg Config) *Handler {
 	if err := ValidateExtraEvents(cfg.ExtraEvents); err != nil {
 		panic(err.Error())
 	}
-	if cfg.Verifier == nil {
-		cfg.Verifier = signature.NewVerifier(nil)
-	}
-	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = DefaultMaxBodyBytes
-	}
 	if cfg.MaxEvents <= 0 {
 		cfg.MaxEvents = DefaultMaxEvents
 	}
@@ -87,11 +73,6 @@ func New(cfg Config) *Handler {
 		extras[n] = true
 	}
 	return &Handler{cfg: cfg, extras: extras}
-}
-
-// Register adds the publish route to e.
-func (h *Handler) Register(e *echo.Echo) {
-	e.POST(Path, h.Serve)
 }
 
 // Answers of the publish API.
@@ -114,15 +95,9 @@ type (
 // Serve handles one publish request.
 func (h *Handler) Serve(c echo.Context) error {
 	ctx := c.Request().Context()
-	log := httpapi.RequestLogger(c, h.cfg.Logger, Path)
-
-	body, err := httpapi.SignedBody(c, h.cfg.MaxBodyBytes, h.cfg.Verifier, httpapi.SignatureHeader, log)
-	if err != nil {
-		return err
-	}
-
+	log := httpapi.RequestLogger(c, h.cfg.Logger)
 	p := parser{maxIDLength: h.cfg.MaxIDLength, maxEvents: h.cfg.MaxEvents, extras: h.extras, nowFn: h.cfg.Now}
-	events, err := p.parse(body)
+	events, err := p.parse(httpapi.Body(c))
 	var (
 		reqErr   *requestError
 		itemsErr *itemsError
@@ -161,29 +136,22 @@ func (h *Handler) Serve(c echo.Context) error {
 // publishFailed answers a publish that failed at events[accepted]: the
 // answer of httpapi.PublishError (503 when the bus is unavailable, else 500)
 // with the count of events stored before it.
-func (h *Handler) publishFailed(c echo.Context, log *slog.Logger, events []bus.Event, accepted int, err error) error {
+func (h *Handler) publishFailed(c echo.Context, log *slog.Logger, events []event.Event, accepted int, err error) error {
 	log.ErrorContext(c.Request().Context(), "events not all published",
 		slog.Int("count", len(events)),
 		slog.Int("accepted", accepted),
 		slog.String("failed_event", events[accepted].Name),
 		slog.String("error", err.Error()))
-	code, message := http.StatusInternalServerError, "Failed to publish event"
-	var he *echo.HTTPError
-	if errors.As(httpapi.PublishError(err), &he) {
-		code = he.Code
-		if m, ok := he.Message.(string); ok {
-			message = m
-		}
-	}
-	if code == http.StatusServiceUnavailable {
+	he := httpapi.PublishError(err)
+	if he.Code == http.StatusServiceUnavailable {
 		httpapi.SetRetryAfter(c)
 	}
-	return c.JSON(code, failedAnswer{Error: message, Accepted: accepted})
+	return c.JSON(he.Code, failedAnswer{Error: he.Message.(string), Accepted: accepted})
 }
 
 // summary counts the events by name, in order of first appearance:
 // "log_line=200 job_progress=1".
-func summary(events []bus.Event) string {
+func summary(events []event.Event) string {
 	type count struct {
 		name string
 		n    int

@@ -7,56 +7,20 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/meshgen/gateway/bus"
-	"github.com/meshgen/gateway/eventname"
+	"github.com/meshgen/gateway/event"
 	"github.com/meshgen/gateway/httpapi"
+	"github.com/meshgen/gateway/httpapi/httpapitest"
 	"github.com/meshgen/gateway/signature"
 )
-
-// recorder is a Publisher that keeps what it was given. It refuses a dedupe
-// key it has already seen with bus.ErrDuplicate, and fails from the
-// failAt-th call (0-based) on with err when err is set.
-type recorder struct {
-	mu     sync.Mutex
-	events []bus.Event
-	seen   map[string]bool
-	calls  int
-	failAt int
-	err    error
-}
-
-func (r *recorder) Publish(_ context.Context, e bus.Event) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	defer func() { r.calls++ }()
-	if r.err != nil && r.calls >= r.failAt {
-		return r.err
-	}
-	if err := e.Validate(); err != nil {
-		return err
-	}
-	if e.DedupeKey != "" {
-		if r.seen[e.DedupeKey] {
-			return bus.ErrDuplicate
-		}
-		if r.seen == nil {
-			r.seen = map[string]bool{}
-		}
-		r.seen[e.DedupeKey] = true
-	}
-	r.events = append(r.events, e)
-	return nil
-}
 
 var (
 	// receipt is the fake clock: 12:00:00.123Z, given in another zone.
@@ -65,29 +29,25 @@ var (
 	discardLog  = slog.New(slog.NewTextHandler(io.Discard, nil))
 )
 
-func newServer(t testing.TB, cfg Config) *echo.Echo {
+// newServer serves the publish API as the app does: behind the SignedBody
+// middleware, without a secret (development) unless sb says otherwise.
+func newServer(t testing.TB, cfg Config, sb ...httpapi.SignedBodyConfig) *echo.Echo {
 	t.Helper()
-	e := echo.New()
-	e.HTTPErrorHandler = httpapi.ErrorHandler(discardLog)
 	if cfg.Logger == nil {
 		cfg.Logger = discardLog
 	}
 	if cfg.Now == nil {
 		cfg.Now = func() time.Time { return receipt }
 	}
-	New(cfg).Register(e)
-	return e
+	mw := httpapi.SignedBodyConfig{Header: httpapi.SignatureHeader, Logger: cfg.Logger}
+	if len(sb) > 0 {
+		mw.Verifier, mw.Limit = sb[0].Verifier, sb[0].Limit
+	}
+	return httpapitest.Server(t, Path, New(cfg).Serve, mw)
 }
 
 func post(e *echo.Echo, body, sig string) *httptest.ResponseRecorder {
-	req := httptest.NewRequest(http.MethodPost, Path, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	if sig != "" {
-		req.Header.Set("X-Gateway-Signature", sig)
-	}
-	rec := httptest.NewRecorder()
-	e.ServeHTTP(rec, req)
-	return rec
+	return httpapitest.Post(e, Path, body, map[string]string{httpapi.SignatureHeader: sig})
 }
 
 // want is one expected bus event.
@@ -98,15 +58,15 @@ type want struct {
 	dedupe  string
 }
 
-func checkEvents(t *testing.T, got []bus.Event, wants []want) {
+func checkEvents(t *testing.T, got []event.Event, wants []want) {
 	t.Helper()
 	if len(got) != len(wants) {
 		t.Fatalf("published %d events, want %d: %v", len(got), len(wants), names(got))
 	}
 	for i, w := range wants {
 		g := got[i]
-		if g.Name != w.name || !slices.Equal(g.Rooms, w.rooms) || g.Broadcast || g.DedupeKey != w.dedupe {
-			t.Fatalf("event %d = %s to %v (broadcast %v, dedupe %q), want %s to %v (dedupe %q)", i, g.Name, g.Rooms, g.Broadcast, g.DedupeKey, w.name, w.rooms, w.dedupe)
+		if g.Name != w.name || !slices.Equal(g.Rooms, w.rooms) || g.DedupeKey != w.dedupe {
+			t.Fatalf("event %d = %s to %v (dedupe %q), want %s to %v (dedupe %q)", i, g.Name, g.Rooms, g.DedupeKey, w.name, w.rooms, w.dedupe)
 		}
 		if string(g.Payload) != w.payload {
 			t.Fatalf("event %d payload = %s\nwant              %s", i, g.Payload, w.payload)
@@ -114,7 +74,7 @@ func checkEvents(t *testing.T, got []bus.Event, wants []want) {
 	}
 }
 
-func names(events []bus.Event) []string {
+func names(events []event.Event) []string {
 	out := make([]string, len(events))
 	for i, e := range events {
 		out[i] = e.Name + fmt.Sprint(e.Rooms)
@@ -122,21 +82,7 @@ func names(events []bus.Event) []string {
 	return out
 }
 
-func assertJSON(t *testing.T, got, want string) {
-	t.Helper()
-	var g, w any
-	if err := json.Unmarshal([]byte(got), &g); err != nil {
-		t.Fatalf("response %q is not JSON: %v", got, err)
-	}
-	if err := json.Unmarshal([]byte(want), &w); err != nil {
-		t.Fatalf("bad test: want %q is not JSON: %v", want, err)
-	}
-	gb, _ := json.Marshal(g)
-	wb, _ := json.Marshal(w)
-	if string(gb) != string(wb) {
-		t.Fatalf("body = %s\nwant   %s", gb, wb)
-	}
-}
+var assertJSON = httpapitest.AssertJSON
 
 func ok(n, dups int) string {
 	return fmt.Sprintf(`{"status":"ok","accepted":%d,"duplicates":%d}`, n, dups)
@@ -376,7 +322,7 @@ func TestServe(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			pub := &recorder{}
+			pub := &httpapitest.Publisher{}
 			e := newServer(t, Config{Publisher: pub, ExtraEvents: tc.extras})
 			rec := post(e, tc.body, "")
 			if rec.Code != tc.wantCode {
@@ -386,7 +332,7 @@ func TestServe(t *testing.T) {
 				t.Fatalf("content type %q", ct)
 			}
 			assertJSON(t, rec.Body.String(), tc.wantBody)
-			checkEvents(t, pub.events, tc.want)
+			checkEvents(t, pub.Events(), tc.want)
 		})
 	}
 }
@@ -398,7 +344,7 @@ func TestAllOrNothing(t *testing.T) {
 	}
 	items[17] = `{"event":"log_line","project_id":1,"data":{"job_id":"j"}}`
 	items[42] = `{"event":"batch_status","batch_id":1,"data":{"status":"done","completed_jobs":0,"total_jobs":1}}`
-	pub := &recorder{}
+	pub := &httpapitest.Publisher{}
 	e := newServer(t, Config{Publisher: pub})
 	rec := post(e, `{"events":[`+strings.Join(items, ",")+`]}`, "")
 	if rec.Code != 400 {
@@ -407,8 +353,8 @@ func TestAllOrNothing(t *testing.T) {
 	assertJSON(t, rec.Body.String(), `{"error":"Invalid events","items":[
 		{"index":17,"error":"data.message is required (a string)"},
 		{"index":42,"error":"data.status must be processing, completed or failed, not \"done\""}]}`)
-	if len(pub.events) != 0 || pub.calls != 0 {
-		t.Fatalf("published %d events of an invalid request", len(pub.events))
+	if len(pub.Events()) != 0 {
+		t.Fatalf("published %d events of an invalid request", len(pub.Events()))
 	}
 }
 
@@ -431,14 +377,14 @@ func TestMaxEvents(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			pub := &recorder{}
+			pub := &httpapitest.Publisher{}
 			e := newServer(t, Config{Publisher: pub, MaxEvents: tc.max})
 			rec := post(e, batch(tc.n), "")
 			if rec.Code != tc.wantCode {
 				t.Fatalf("code = %d, want %d (%s)", rec.Code, tc.wantCode, rec.Body)
 			}
 			assertJSON(t, rec.Body.String(), tc.wantBody)
-			if tc.wantCode != 200 && len(pub.events) != 0 {
+			if tc.wantCode != 200 && len(pub.Events()) != 0 {
 				t.Fatal("published past the limit")
 			}
 		})
@@ -459,14 +405,14 @@ func TestBodyLimit(t *testing.T) {
 		{"over the default limit", 0, `{"event":"log_line","project_id":1,"data":{"job_id":"j","message":"` + strings.Repeat("x", 1<<20) + `"}}`, 413, `{"error":"Request body too large (limit 1048576 bytes)"}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			pub := &recorder{}
-			e := newServer(t, Config{Publisher: pub, MaxBodyBytes: tc.limit})
+			pub := &httpapitest.Publisher{}
+			e := newServer(t, Config{Publisher: pub}, httpapi.SignedBodyConfig{Limit: tc.limit})
 			rec := post(e, tc.body, "")
 			if rec.Code != tc.wantCode {
 				t.Fatalf("code = %d, want %d", rec.Code, tc.wantCode)
 			}
 			assertJSON(t, rec.Body.String(), tc.wantBody)
-			if tc.wantCode == 413 && len(pub.events) != 0 {
+			if tc.wantCode == 413 && len(pub.Events()) != 0 {
 				t.Fatal("published an oversized body")
 			}
 		})
@@ -493,15 +439,15 @@ func TestSignatures(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			pub := &recorder{}
-			e := newServer(t, Config{Publisher: pub, Verifier: signature.NewVerifier(tc.secrets)})
+			pub := &httpapitest.Publisher{}
+			e := newServer(t, Config{Publisher: pub}, httpapi.SignedBodyConfig{Verifier: signature.NewVerifier(tc.secrets)})
 			rec := post(e, body, tc.sig)
 			if rec.Code != tc.wantCode {
 				t.Fatalf("code = %d, want %d (%s)", rec.Code, tc.wantCode, rec.Body)
 			}
 			if tc.wantCode == 401 {
 				assertJSON(t, rec.Body.String(), `{"error":"Invalid signature"}`)
-				if len(pub.events) != 0 {
+				if len(pub.Events()) != 0 {
 					t.Fatal("an unsigned request was published")
 				}
 			}
@@ -512,7 +458,7 @@ func TestSignatures(t *testing.T) {
 // A signature is checked before the body is parsed: an invalid body with a
 // bad signature answers 401, not 400.
 func TestSignatureBeforeValidation(t *testing.T) {
-	e := newServer(t, Config{Publisher: &recorder{}, Verifier: signature.NewVerifier([]string{"k"})})
+	e := newServer(t, Config{Publisher: &httpapitest.Publisher{}}, httpapi.SignedBodyConfig{Verifier: signature.NewVerifier([]string{"k"})})
 	if rec := post(e, `not json`, ""); rec.Code != 401 {
 		t.Fatalf("code = %d, want 401", rec.Code)
 	}
@@ -524,7 +470,7 @@ func TestDuplicates(t *testing.T) {
 	}
 	first := `{"events":[` + line("j:1", 1) + "," + line("j:2", 2) + `]}`
 	retry := `{"events":[` + line("j:1", 1) + "," + line("j:2", 2) + "," + line("j:3", 3) + "," + `{"event":"log_line","project_id":1,"data":{"job_id":"j","message":"no id"}}` + `]}`
-	pub := &recorder{}
+	pub := &httpapitest.Publisher{}
 	e := newServer(t, Config{Publisher: pub})
 	rec := post(e, first, "")
 	assertJSON(t, rec.Body.String(), ok(2, 0))
@@ -534,7 +480,7 @@ func TestDuplicates(t *testing.T) {
 	}
 	assertJSON(t, rec.Body.String(), ok(4, 2))
 	var got []string
-	for _, ev := range pub.events {
+	for _, ev := range pub.Events() {
 		got = append(got, ev.DedupeKey)
 	}
 	if !slices.Equal(got, []string{"events:j:1", "events:j:2", "events:j:3", ""}) {
@@ -555,11 +501,6 @@ func TestDuplicatesOnMemoryBus(t *testing.T) {
 	assertJSON(t, post(e, body, "").Body.String(), ok(1, 1))
 }
 
-type unavailable struct{}
-
-func (unavailable) Error() string     { return "redis down" }
-func (unavailable) Unavailable() bool { return true }
-
 func TestPublishFailureMidway(t *testing.T) {
 	var items []string
 	for i := range 5 {
@@ -574,13 +515,13 @@ func TestPublishFailureMidway(t *testing.T) {
 		retryAfter string
 	}{
 		{"bus unavailable", &bus.UnavailableError{Err: errors.New("dial tcp: refused")}, 503, `{"error":"Event bus unavailable, retry later","accepted":3}`, "5"},
-		{"anything marked unavailable", unavailable{}, 503, `{"error":"Event bus unavailable, retry later","accepted":3}`, "5"},
+		{"anything marked unavailable", httpapitest.ErrUnavailable, 503, `{"error":"Event bus unavailable, retry later","accepted":3}`, "5"},
 		{"other failure", errors.New("boom"), 500, `{"error":"Failed to publish event","accepted":3}`, ""},
 		{"closed bus", bus.ErrClosed, 500, `{"error":"Failed to publish event","accepted":3}`, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			pub := &recorder{failAt: 3, err: tc.err}
+			pub := &httpapitest.Publisher{FailAt: 3, Err: tc.err}
 			e := newServer(t, Config{Publisher: pub})
 			rec := post(e, body, "")
 			if rec.Code != tc.wantCode {
@@ -590,16 +531,16 @@ func TestPublishFailureMidway(t *testing.T) {
 			if got := rec.Header().Get("Retry-After"); got != tc.retryAfter {
 				t.Fatalf("Retry-After = %q, want %q", got, tc.retryAfter)
 			}
-			if len(pub.events) != 3 || pub.calls != 4 {
-				t.Fatalf("stored %d events in %d calls, want 3 in 4 (stop at the first failure)", len(pub.events), pub.calls)
+			if len(pub.Events()) != 3 {
+				t.Fatalf("stored %d events, want 3 (stop at the first failure)", len(pub.Events()))
 			}
 			// The sender retries the whole request once the bus is back:
 			// the first three are duplicates, the rest are sent, in order.
-			pub.err = nil
+			pub.Err = nil
 			rec = post(e, body, "")
 			assertJSON(t, rec.Body.String(), ok(5, 3))
 			var got []string
-			for _, ev := range pub.events {
+			for _, ev := range pub.Events() {
 				got = append(got, ev.DedupeKey)
 			}
 			if !slices.Equal(got, []string{"events:l0", "events:l1", "events:l2", "events:l3", "events:l4"}) {
@@ -632,11 +573,11 @@ func TestExtraEventsValidation(t *testing.T) {
 			t.Fatal("New accepted a reserved extra event")
 		}
 	}()
-	New(Config{Publisher: &recorder{}, Logger: discardLog, ExtraEvents: []string{"disconnect"}})
+	New(Config{Publisher: &httpapitest.Publisher{}, Logger: discardLog, ExtraEvents: []string{"disconnect"}})
 }
 
 func TestNewPanicsWithoutPublisherOrLogger(t *testing.T) {
-	for _, cfg := range []Config{{Logger: discardLog}, {Publisher: &recorder{}}} {
+	for _, cfg := range []Config{{Logger: discardLog}, {Publisher: &httpapitest.Publisher{}}} {
 		func() {
 			defer func() {
 				if recover() == nil {
@@ -650,14 +591,14 @@ func TestNewPanicsWithoutPublisherOrLogger(t *testing.T) {
 
 func TestTimestampUsesClockPerRequest(t *testing.T) {
 	now := receipt
-	pub := &recorder{}
+	pub := &httpapitest.Publisher{}
 	e := newServer(t, Config{Publisher: pub, Now: func() time.Time { return now }})
 	body := `{"events":[{"event":"log_line","project_id":1,"data":{"job_id":"j","message":"a"}},{"event":"log_line","project_id":1,"data":{"job_id":"j","message":"b"}}]}`
 	post(e, body, "")
 	now = now.Add(1500 * time.Millisecond)
 	post(e, body, "")
 	want := []string{"2024-05-01T12:00:00.123Z", "2024-05-01T12:00:00.123Z", "2024-05-01T12:00:01.623Z", "2024-05-01T12:00:01.623Z"}
-	for i, ev := range pub.events {
+	for i, ev := range pub.Events() {
 		var p struct{ Timestamp string }
 		if err := json.Unmarshal(ev.Payload, &p); err != nil || p.Timestamp != want[i] {
 			t.Fatalf("event %d timestamp = %q (%v), want %q", i, p.Timestamp, err, want[i])
@@ -670,7 +611,7 @@ func TestTimestampUsesClockPerRequest(t *testing.T) {
 func TestLogs(t *testing.T) {
 	var logs strings.Builder
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	e := newServer(t, Config{Publisher: &recorder{}, Logger: log, Verifier: signature.NewVerifier([]string{"topsecret-key"})})
+	e := newServer(t, Config{Publisher: &httpapitest.Publisher{}, Logger: log}, httpapi.SignedBodyConfig{Verifier: signature.NewVerifier([]string{"topsecret-key"})})
 	body := `{"events":[{"event":"log_line","project_id":1,"data":{"job_id":"j","message":"PAYLOAD-CONTENT"}},{"event":"log_line","project_id":1,"data":{"job_id":"j","message":"PAYLOAD-CONTENT"}},{"event":"job_progress","batch_id":2,"data":{"job_id":"j","progress":1,"status":"PAYLOAD-CONTENT"}}]}`
 	if rec := post(e, body, signature.Header("topsecret-key", []byte(body))); rec.Code != 200 {
 		t.Fatalf("code %d", rec.Code)
@@ -706,8 +647,8 @@ func FuzzServe(f *testing.F) {
 	f.Add(" {\"event\" : \"log_line\" , \"data\" : { \"job_id\" : \"a\\\\\" , \"message\" : \"\\u00e9\" , \"timestamp\" : \"2024-05-01 10:00:00\" } , \"project_id\" : -0 } ")
 	f.Add(`{"event":"log_line","project_id":1e400,"data":{"job_id":"j","message":"m"}}`)
 	f.Fuzz(func(t *testing.T, body string) {
-		pub := &recorder{}
-		e := newServer(t, Config{Publisher: pub, MaxBodyBytes: 8192, MaxEvents: 50, ExtraEvents: []string{"mesh_preview"}})
+		pub := &httpapitest.Publisher{}
+		e := newServer(t, Config{Publisher: pub, MaxEvents: 50, ExtraEvents: []string{"mesh_preview"}}, httpapi.SignedBodyConfig{Limit: 8192})
 		rec := post(e, body, "")
 		var answer map[string]any
 		if err := json.Unmarshal(rec.Body.Bytes(), &answer); err != nil {
@@ -718,14 +659,14 @@ func FuzzServe(f *testing.F) {
 		}
 		switch rec.Code {
 		case 200:
-			if len(pub.events) == 0 || len(pub.events) > 50 || answer["accepted"] != float64(len(pub.events)) {
-				t.Fatalf("200 with %d events published: %s", len(pub.events), rec.Body)
+			if len(pub.Events()) == 0 || len(pub.Events()) > 50 || answer["accepted"] != float64(len(pub.Events())) {
+				t.Fatalf("200 with %d events published: %s", len(pub.Events()), rec.Body)
 			}
-			for _, ev := range pub.events {
-				if err := ev.Validate(); err != nil || ev.Broadcast || len(ev.Rooms) == 0 || len(ev.Rooms) > 2 {
+			for _, ev := range pub.Events() {
+				if err := ev.Validate(); err != nil || len(ev.Rooms) == 0 || len(ev.Rooms) > 2 {
 					t.Fatalf("bad event %+v: %v", ev, err)
 				}
-				if !slices.Contains(eventname.Protocol, ev.Name) && ev.Name != "mesh_preview" {
+				if !slices.Contains(event.Protocol, ev.Name) && ev.Name != "mesh_preview" {
 					t.Fatalf("unknown event %q published", ev.Name)
 				}
 				for _, r := range ev.Rooms {
@@ -739,7 +680,7 @@ func FuzzServe(f *testing.F) {
 				}
 			}
 		case 400, 413:
-			if len(pub.events) != 0 {
+			if len(pub.Events()) != 0 {
 				t.Fatalf("%d but published", rec.Code)
 			}
 		default:
@@ -755,16 +696,11 @@ func BenchmarkServe_100LogLines(b *testing.B) {
 	}
 	body := `{"events":[` + strings.Join(items, ",") + `]}`
 	sig := signature.Header("k", []byte(body))
-	e := echo.New()
-	New(Config{Publisher: discard{}, Verifier: signature.NewVerifier([]string{"k"}), Logger: discardLog}).Register(e)
+	e := newServer(b, Config{Publisher: discard{}}, httpapi.SignedBodyConfig{Verifier: signature.NewVerifier([]string{"k"})})
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		req := httptest.NewRequest(http.MethodPost, Path, strings.NewReader(body))
-		req.Header.Set("X-Gateway-Signature", sig)
-		rec := httptest.NewRecorder()
-		e.ServeHTTP(rec, req)
-		if rec.Code != 200 {
+		if rec := post(e, body, sig); rec.Code != 200 {
 			b.Fatal(rec.Code, rec.Body)
 		}
 	}
@@ -772,4 +708,4 @@ func BenchmarkServe_100LogLines(b *testing.B) {
 
 type discard struct{}
 
-func (discard) Publish(context.Context, bus.Event) error { return nil }
+func (discard) Publish(context.Context, event.Event) error { return nil }

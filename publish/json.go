@@ -4,285 +4,141 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"strconv"
+	"io"
+	"math"
 )
 
-// The request body is checked once with json.Valid (and utf8.Valid); the
-// helpers below then split it into objects, lists and raw values without
-// decoding it again, so that every value a sender gives is passed through
-// byte for byte (only whitespace outside strings is dropped) and the
-// members of an object keep their order.
+// The request body is checked once with json.Valid (and utf8.Valid);
+// members and elements then split it with encoding/json's tokenizer,
+// keeping every value's raw bytes and the members of an object in the order
+// sent, duplicates included (encoding/json's own decoding keeps the last
+// duplicate silently; the API refuses them).
 
-// member is one member of a JSON object.
+// member is one member of a JSON object: its decoded key and raw value.
 type member struct {
-	// key is the decoded key.
-	key string
-	// rawKey is the key as sent, quotes included.
-	rawKey []byte
-	// value is the raw value, without surrounding whitespace.
-	value []byte
+	key   string
+	value json.RawMessage
 }
 
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && isSpace(b[i]) {
-		i++
-	}
-	return i
-}
-
-// trimSpace trims JSON whitespace (only; bytes.TrimSpace trims more).
-func trimSpace(b []byte) []byte {
-	i := skipSpace(b, 0)
-	j := len(b)
-	for j > i && isSpace(b[j-1]) {
-		j--
-	}
-	return b[i:j]
-}
-
-// skipString returns the index just past the string that starts at b[i]
-// (a quote), or -1 when it is not terminated.
-func skipString(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
-		}
-	}
-	return -1
-}
-
-// skipValue returns the index just past the value that starts at b[i], or
-// -1 when it is cut short.
-func skipValue(b []byte, i int) int {
-	if i >= len(b) {
-		return -1
-	}
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for i < len(b) {
-			switch b[i] {
-			case '"':
-				i = skipString(b, i)
-				if i < 0 {
-					return -1
-				}
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-			i++
-		}
-		return -1
-	default:
-		for i < len(b) && !isSpace(b[i]) && b[i] != ',' && b[i] != '}' && b[i] != ']' {
-			i++
-		}
-		return i
-	}
-}
-
-// splitObject returns the members of the JSON object b, in order. ok is
-// false when b is not a well-formed object.
-func splitObject(b []byte) (members []member, ok bool) {
-	i := skipSpace(b, 0)
-	if i >= len(b) || b[i] != '{' {
+// members returns the members of the JSON object raw, in order. ok is
+// false when raw is not one well-formed object.
+func members(raw []byte) (out []member, ok bool) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if !delim(dec, '{') {
 		return nil, false
 	}
-	i = skipSpace(b, i+1)
-	if i < len(b) && b[i] == '}' {
-		return nil, skipSpace(b, i+1) == len(b)
+	for dec.More() {
+		tok, err := dec.Token()
+		key, isKey := tok.(string)
+		if err != nil || !isKey {
+			return nil, false
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, false
+		}
+		out = append(out, member{key, v})
 	}
-	members = make([]member, 0, 8)
-	for {
-		if i >= len(b) || b[i] != '"' {
-			return nil, false
-		}
-		end := skipString(b, i)
-		if end < 0 {
-			return nil, false
-		}
-		rawKey := b[i:end]
-		key, ok := knownKeys[string(rawKey[1:len(rawKey)-1])]
-		if !ok {
-			if key, ok = decodeString(rawKey); !ok {
-				return nil, false
-			}
-		}
-		i = skipSpace(b, end)
-		if i >= len(b) || b[i] != ':' {
-			return nil, false
-		}
-		i = skipSpace(b, i+1)
-		vend := skipValue(b, i)
-		if vend <= i {
-			return nil, false
-		}
-		members = append(members, member{key: key, rawKey: rawKey, value: b[i:vend]})
-		i = skipSpace(b, vend)
-		if i >= len(b) {
-			return nil, false
-		}
-		switch b[i] {
-		case '}':
-			return members, skipSpace(b, i+1) == len(b)
-		case ',':
-			i = skipSpace(b, i+1)
-		default:
-			return nil, false
-		}
-	}
-}
-
-// splitArray returns the raw elements of the JSON list b. ok is false when b
-// is not a well-formed list.
-func splitArray(b []byte) (elems [][]byte, ok bool) {
-	i := skipSpace(b, 0)
-	if i >= len(b) || b[i] != '[' {
+	if !delim(dec, '}') || !end(dec) {
 		return nil, false
 	}
-	i = skipSpace(b, i+1)
-	if i < len(b) && b[i] == ']' {
-		return nil, skipSpace(b, i+1) == len(b)
-	}
-	for {
-		end := skipValue(b, i)
-		if end <= i {
-			return nil, false
-		}
-		elems = append(elems, b[i:end])
-		i = skipSpace(b, end)
-		if i >= len(b) {
-			return nil, false
-		}
-		switch b[i] {
-		case ']':
-			return elems, skipSpace(b, i+1) == len(b)
-		case ',':
-			i = skipSpace(b, i+1)
-		default:
-			return nil, false
-		}
-	}
+	return out, true
 }
 
-// knownKeys are the keys the API looks up, interned: a key sent without
-// escapes is then not copied.
-var knownKeys = func() map[string]string {
-	m := map[string]string{}
-	for _, k := range eventFields {
-		m[k] = k
+// elements returns the raw elements of the JSON list raw. ok is false when
+// raw is not one well-formed list.
+func elements(raw []byte) (out []json.RawMessage, ok bool) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if !delim(dec, '[') {
+		return nil, false
 	}
-	m["events"] = "events"
-	for _, order := range payloadOrder {
-		for _, k := range order {
-			m[k] = k
+	for dec.More() {
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, false
+		}
+		out = append(out, v)
+	}
+	if !delim(dec, ']') || !end(dec) {
+		return nil, false
+	}
+	return out, true
+}
+
+// delim reads the next token and reports whether it is d.
+func delim(dec *json.Decoder, d json.Delim) bool {
+	tok, err := dec.Token()
+	return err == nil && tok == d
+}
+
+// end reports whether nothing but whitespace follows.
+func end(dec *json.Decoder) bool {
+	_, err := dec.Token()
+	return errors.Is(err, io.EOF)
+}
+
+// lookup returns the raw value of key in ms.
+func lookup(ms []member, key string) (json.RawMessage, bool) {
+	for _, m := range ms {
+		if m.key == key {
+			return m.value, true
 		}
 	}
-	m["project_id"] = "project_id"
-	return m
-}()
+	return nil, false
+}
 
-// decodeString decodes the JSON string raw (quotes included).
-func decodeString(raw []byte) (string, bool) {
-	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
-		return "", false
+// duplicateKey returns a key that appears twice in ms.
+func duplicateKey(ms []member) (string, bool) {
+	seen := make(map[string]struct{}, len(ms))
+	for _, m := range ms {
+		if _, dup := seen[m.key]; dup {
+			return m.key, true
+		}
+		seen[m.key] = struct{}{}
 	}
-	if bytes.IndexByte(raw, '\\') < 0 {
-		return string(raw[1 : len(raw)-1]), true
-	}
+	return "", false
+}
+
+// isNull reports whether raw is absent or the JSON null.
+func isNull(raw json.RawMessage) bool { return len(raw) == 0 || string(raw) == "null" }
+
+func isObject(raw json.RawMessage) bool { return len(raw) > 0 && raw[0] == '{' }
+
+// str decodes raw when it is a JSON string.
+func str(raw json.RawMessage) (string, bool) {
 	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
+	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
 		return "", false
 	}
 	return s, true
 }
 
-// isNull reports whether raw is absent or the JSON null.
-func isNull(raw []byte) bool { return len(raw) == 0 || string(raw) == "null" }
-
-func isString(raw []byte) bool { return len(raw) > 0 && raw[0] == '"' }
-
-func isObject(raw []byte) bool { return len(raw) > 0 && raw[0] == '{' }
-
-func isNumber(raw []byte) bool {
-	return len(raw) > 0 && (raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9'))
-}
-
-// number parses the JSON number raw. ok is false for anything else; a
-// number too large for a float64 is ±Inf.
-func number(raw []byte) (float64, bool) {
-	if !isNumber(raw) {
+// number decodes raw when it is a JSON number: a number too large for a
+// float64 is ±Inf.
+func number(raw json.RawMessage) (float64, bool) {
+	if len(raw) == 0 || (raw[0] != '-' && (raw[0] < '0' || raw[0] > '9')) {
 		return 0, false
 	}
-	f, err := strconv.ParseFloat(string(raw), 64)
-	if err != nil && !errors.Is(err, strconv.ErrRange) {
+	var n json.Number
+	if json.Unmarshal(raw, &n) != nil {
+		return 0, false
+	}
+	f, err := n.Float64()
+	if err != nil && !math.IsInf(f, 0) {
 		return 0, false
 	}
 	return f, true
 }
 
-// value converts a raw scalar into what encoding/json would decode it to
-// (string, float64, bool or nil), and objects and lists into typed nil
-// values of their kind, for rooms.ParseID.
-func value(raw []byte) any {
-	if len(raw) == 0 {
-		return nil
-	}
-	switch raw[0] {
-	case 'n':
-		return nil
-	case 't':
-		return true
-	case 'f':
-		return false
-	case '"':
-		s, _ := decodeString(raw)
-		return s
-	case '{':
-		return map[string]any(nil)
-	case '[':
-		return []any(nil)
-	default:
-		f, ok := number(raw)
-		if !ok {
-			return nil
-		}
+// value decodes raw as encoding/json decodes into an interface value, a
+// number too large for a float64 being ±Inf, for rooms.ParseID.
+func value(raw json.RawMessage) any {
+	if f, ok := number(raw); ok {
 		return f
 	}
-}
-
-// appendCompact appends the valid JSON value src to dst without the
-// whitespace outside its strings.
-func appendCompact(dst, src []byte) []byte {
-	if len(src) > 0 && src[0] != '{' && src[0] != '[' {
-		return append(dst, src...)
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return nil
 	}
-	start := 0
-	for i := 0; i < len(src); i++ {
-		switch c := src[i]; {
-		case c == '"':
-			end := skipString(src, i)
-			if end < 0 {
-				return append(dst, src[start:]...)
-			}
-			i = end - 1
-		case isSpace(c):
-			dst = append(dst, src[start:i]...)
-			start = i + 1
-		}
-	}
-	return append(dst, src[start:]...)
+	return v
 }

@@ -1,61 +1,65 @@
 package publish
 
 import (
-	"bytes"
 	"encoding/json"
 	"reflect"
 	"testing"
 )
 
-// FuzzSplitObject checks the splitter against encoding/json: for every
-// valid JSON object, the members it finds decode to what json.Unmarshal
-// decodes, and appendCompact gives json.Compact's bytes.
-func FuzzSplitObject(f *testing.F) {
+// FuzzMembers checks members against encoding/json: for every valid JSON
+// object, the members it finds decode to what json.Unmarshal decodes (the
+// last duplicate winning, as there), and every value is the raw JSON of its
+// member.
+func FuzzMembers(f *testing.F) {
 	for _, s := range []string{
 		`{}`, ` { "a" : 1 } `, `{"a":"}\"","b":[1,{"c":"]"}],"d":null,"e":true,"f":-1.5e3}`,
-		`{"k\u00e9y":"\\","x":{"y":{"z":[[],[{}]]}}}`, "{\"a\"\t:\n[ 1 , 2 ]\r}",
+		`{"k\u00e9y":"\\","x":{"y":{"z":[[],[{}]]}}}`, "{\"a\"\t:\n[ 1 , 2 ]\r}", `{"a":1,"a":2}`,
 	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		b := []byte(s)
-		var want map[string]json.RawMessage
+		var want map[string]any
 		if !json.Valid(b) || json.Unmarshal(b, &want) != nil || want == nil {
+			if _, ok := members(b); ok && !json.Valid(b) {
+				t.Fatalf("members(%q) accepted invalid JSON", s)
+			}
 			return
 		}
-		members, ok := splitObject(b)
+		ms, ok := members(b)
 		if !ok {
-			t.Fatalf("splitObject(%q) failed on a valid object", s)
+			t.Fatalf("members(%q) failed on a valid object", s)
 		}
 		got := map[string]any{}
-		for _, m := range members {
+		for _, m := range ms {
 			var v any
 			if err := json.Unmarshal(m.value, &v); err != nil {
 				t.Fatalf("member %q has invalid value %q", m.key, m.value)
 			}
-			got[m.key] = v // the last one wins, as in encoding/json
-			if k, ok := decodeString(m.rawKey); !ok || k != m.key {
-				t.Fatalf("raw key %q does not decode to %q", m.rawKey, m.key)
-			}
+			got[m.key] = v
 		}
-		wantValues := map[string]any{}
-		for k, raw := range want {
-			var v any
-			_ = json.Unmarshal(raw, &v)
-			wantValues[k] = v
-		}
-		if !reflect.DeepEqual(got, wantValues) {
-			t.Fatalf("splitObject(%q) = %v, want %v", s, got, wantValues)
-		}
-		var compact bytes.Buffer
-		_ = json.Compact(&compact, trimSpace(b))
-		if c := appendCompact(nil, trimSpace(b)); !bytes.Equal(c, compact.Bytes()) {
-			t.Fatalf("appendCompact(%q) = %q, want %q", s, c, compact.Bytes())
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("members(%q) = %v, want %v", s, got, want)
 		}
 	})
 }
 
-func TestSplitArray(t *testing.T) {
+func TestMembersKeepsOrderAndDuplicates(t *testing.T) {
+	ms, ok := members([]byte(`{"z":1, "a" : {"b": [2]}, "z":"x"}`))
+	if !ok || len(ms) != 3 || ms[0].key != "z" || ms[1].key != "a" || ms[2].key != "z" || string(ms[1].value) != `{"b": [2]}` {
+		t.Fatalf("members = %+v, %v", ms, ok)
+	}
+	if key, dup := duplicateKey(ms); !dup || key != "z" {
+		t.Fatalf("duplicateKey = %q, %v", key, dup)
+	}
+	for _, bad := range []string{`[]`, `{"a":1} x`, `{"a":1`, `{"a"}`, `1`} {
+		if _, ok := members([]byte(bad)); ok {
+			t.Errorf("members(%q) accepted", bad)
+		}
+	}
+}
+
+func TestElements(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
 		want []string
@@ -66,18 +70,27 @@ func TestSplitArray(t *testing.T) {
 		{`[1,]`, nil, false},
 		{`{}`, nil, false},
 		{`[1`, nil, false},
+		{`[1] [2]`, nil, false},
 	} {
-		got, ok := splitArray([]byte(tc.in))
+		got, ok := elements([]byte(tc.in))
 		if ok != tc.ok {
-			t.Fatalf("splitArray(%q) ok = %v", tc.in, ok)
+			t.Fatalf("elements(%q) ok = %v", tc.in, ok)
 		}
 		if len(got) != len(tc.want) {
-			t.Fatalf("splitArray(%q) = %q", tc.in, got)
+			t.Fatalf("elements(%q) = %q", tc.in, got)
 		}
 		for i := range got {
 			if string(got[i]) != tc.want[i] {
-				t.Fatalf("splitArray(%q)[%d] = %q, want %q", tc.in, i, got[i], tc.want[i])
+				t.Fatalf("elements(%q)[%d] = %q, want %q", tc.in, i, got[i], tc.want[i])
 			}
+		}
+	}
+}
+
+func TestNumber(t *testing.T) {
+	for in, want := range map[string]bool{`1`: true, `-1.5e3`: true, `1e400`: true, `"1"`: false, `null`: false, `{}`: false, ``: false} {
+		if _, ok := number(json.RawMessage(in)); ok != want {
+			t.Errorf("number(%q) ok = %v, want %v", in, ok, want)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,7 +14,6 @@ import (
 
 	"github.com/meshgen/gateway/httpapi"
 	"github.com/meshgen/gateway/rooms"
-	"github.com/meshgen/gateway/signature"
 )
 
 // Path is the route of the job registry.
@@ -28,18 +28,16 @@ const (
 // HandlerConfig configures the /api/jobs handler. Store and Logger are
 // required.
 type HandlerConfig struct {
-	// Verifier checks X-Gateway-Signature; without secrets (development
-	// only) the check is skipped with a warning.
-	Verifier *signature.Verifier
-	// MaxBodyBytes bounds the body (413 above). Zero means 1 MiB.
-	MaxBodyBytes int64
 	// MaxIDLength bounds ids. Zero means rooms.DefaultMaxIDLength.
 	MaxIDLength int
-	Store       Store
-	Logger      *slog.Logger
+	// Store receives the registrations.
+	Store Store
+	// Logger receives one line per request.
+	Logger *slog.Logger
 }
 
-// Handler serves POST /api/jobs.
+// Handler serves POST /api/jobs behind the httpapi.SignedBody middleware
+// (signed with X-Gateway-Signature), which has read and verified the body.
 type Handler struct{ cfg HandlerConfig }
 
 // NewHandler returns the handler; it panics on a config without Store or
@@ -48,17 +46,8 @@ func NewHandler(cfg HandlerConfig) *Handler {
 	if cfg.Store == nil || cfg.Logger == nil {
 		panic("registry: HandlerConfig needs Store and Logger")
 	}
-	if cfg.Verifier == nil {
-		cfg.Verifier = signature.NewVerifier(nil)
-	}
-	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = 1 << 20
-	}
 	return &Handler{cfg: cfg}
 }
-
-// Register adds the route to e.
-func (h *Handler) Register(e *echo.Echo) { e.POST(Path, h.Serve) }
 
 // request is the body: one job, a list of jobs, and/or a batch total.
 // Top-level project_id and batch_id apply to listed jobs that lack them.
@@ -82,12 +71,8 @@ type ItemError = httpapi.ItemError
 // Serve registers jobs and batches; all-or-nothing.
 func (h *Handler) Serve(c echo.Context) error {
 	ctx := c.Request().Context()
-	log := httpapi.RequestLogger(c, h.cfg.Logger, Path)
-	body, err := httpapi.SignedBody(c, h.cfg.MaxBodyBytes, h.cfg.Verifier, httpapi.SignatureHeader, log)
-	if err != nil {
-		return err
-	}
-	jobs, batch, total, itemErrs, err := h.parse(body)
+	log := httpapi.RequestLogger(c, h.cfg.Logger)
+	jobs, batch, total, itemErrs, err := h.parse(httpapi.Body(c))
 	if err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, err.Error())
 	}
@@ -118,9 +103,9 @@ func (h *Handler) Serve(c echo.Context) error {
 // parse validates the body: a request-level error, or per-item errors.
 func (h *Handler) parse(body []byte) (jobs []Job, batch rooms.ID, total *int, itemErrs []ItemError, err error) {
 	var req request
-	dec := json.NewDecoder(bytesReader(body))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
-	if len(body) == 0 || firstByte(body) != '{' || dec.Decode(&req) != nil {
+	if trimmed := bytes.TrimSpace(body); len(trimmed) == 0 || trimmed[0] != '{' || dec.Decode(&req) != nil {
 		return nil, rooms.ID{}, nil, nil, errors.New("Invalid JSON")
 	}
 	id := func(v any) (rooms.ID, error) { return rooms.ParseID(normalizeNumber(v), h.cfg.MaxIDLength) }

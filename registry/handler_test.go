@@ -3,9 +3,6 @@ package registry_test
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -15,6 +12,7 @@ import (
 
 	"github.com/meshgen/gateway/bus"
 	"github.com/meshgen/gateway/httpapi"
+	"github.com/meshgen/gateway/httpapi/httpapitest"
 	"github.com/meshgen/gateway/registry"
 	"github.com/meshgen/gateway/signature"
 )
@@ -24,23 +22,15 @@ func jobsServer(t *testing.T, secrets []string) (*echo.Echo, registry.Store) {
 	b := bus.NewMemory(bus.MemoryOptions{})
 	t.Cleanup(func() { _ = b.Close() })
 	store := registry.NewMemory(b, time.Hour)
-	e := echo.New()
-	e.HTTPErrorHandler = httpapi.ErrorHandler(slog.New(slog.DiscardHandler))
-	registry.NewHandler(registry.HandlerConfig{
-		Verifier: signature.NewVerifier(secrets), MaxBodyBytes: 2048, Store: store,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}).Register(e)
+	h := registry.NewHandler(registry.HandlerConfig{Store: store, Logger: httpapitest.Discard})
+	e := httpapitest.Server(t, registry.Path, h.Serve, httpapi.SignedBodyConfig{
+		Verifier: signature.NewVerifier(secrets), Header: httpapi.SignatureHeader, Limit: 2048,
+	})
 	return e, store
 }
 
 func postJobs(e *echo.Echo, body, sig string) *httptest.ResponseRecorder {
-	req := httptest.NewRequest(http.MethodPost, registry.Path, strings.NewReader(body))
-	if sig != "" {
-		req.Header.Set(httpapi.SignatureHeader, sig)
-	}
-	rec := httptest.NewRecorder()
-	e.ServeHTTP(rec, req)
-	return rec
+	return httpapitest.Post(e, registry.Path, body, map[string]string{httpapi.SignatureHeader: sig})
 }
 
 func TestJobsHandler(t *testing.T) {
@@ -77,24 +67,17 @@ func TestJobsHandler(t *testing.T) {
 			if rec.Code != tc.code {
 				t.Fatalf("code %d, want %d: %s", rec.Code, tc.code, rec.Body)
 			}
-			var got, want any
-			_ = json.Unmarshal(rec.Body.Bytes(), &got)
-			_ = json.Unmarshal([]byte(tc.answer), &want)
-			g, _ := json.Marshal(got)
-			w, _ := json.Marshal(want)
-			if string(g) != string(w) {
-				t.Fatalf("answer %s, want %s", g, w)
-			}
+			httpapitest.AssertJSON(t, rec.Body.String(), tc.answer)
 			for job, project := range tc.resolves {
-				o, err := store.Resolve(context.Background(), job)
+				o, found, err := store.Resolve(context.Background(), job)
 				if project == "" {
-					if err == nil {
+					if found {
 						t.Fatalf("%s registered although the request was refused", job)
 					}
 					continue
 				}
-				if err != nil || o.Project.Key != project {
-					t.Fatalf("Resolve(%s) = %+v, %v", job, o, err)
+				if err != nil || !found || o.Project.Key != project {
+					t.Fatalf("Resolve(%s) = %+v, %v, %v", job, o, found, err)
 				}
 			}
 		})

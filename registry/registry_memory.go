@@ -2,15 +2,13 @@ package registry
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/meshgen/gateway/bus"
-	"github.com/meshgen/gateway/eventname"
+	"github.com/meshgen/gateway/event"
 	"github.com/meshgen/gateway/rooms"
-	"github.com/meshgen/gateway/webhook"
 )
 
 // Memory is the single-node Store: entries expire after the TTL and are
@@ -26,12 +24,12 @@ type Memory struct {
 }
 
 type memJob struct {
-	owner   webhook.Owner
+	owner   event.Owner
 	expires time.Time
 }
 
 type memBatch struct {
-	total, completed, failed int
+	total, completed, failed int64
 	jobs, ended              map[string]struct{}
 	expires                  time.Time
 }
@@ -43,16 +41,16 @@ func NewMemory(pub bus.Publisher, ttl time.Duration) *Memory {
 	return &Memory{pub: pub, ttl: ttl, now: time.Now, jobs: map[string]memJob{}, batches: map[string]*memBatch{}}
 }
 
-// Resolve implements webhook.Resolver.
-func (m *Memory) Resolve(_ context.Context, job string) (webhook.Owner, error) {
+// Resolve implements Store.
+func (m *Memory) Resolve(_ context.Context, job string) (event.Owner, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	j, ok := m.jobs[job]
 	if !ok || m.now().After(j.expires) {
 		delete(m.jobs, job)
-		return webhook.Owner{}, webhook.ErrJobNotFound
+		return event.Owner{}, false, nil
 	}
-	return j.owner, nil
+	return j.owner, true, nil
 }
 
 // Register implements Store.
@@ -62,10 +60,9 @@ func (m *Memory) Register(_ context.Context, jobs []Job) error {
 	m.sweep()
 	exp := m.now().Add(m.ttl)
 	for _, j := range jobs {
-		m.jobs[j.ID.Key] = memJob{owner: webhook.Owner{Project: j.Project, Batch: j.Batch}, expires: exp}
+		m.jobs[j.ID.Key] = memJob{owner: event.Owner{Project: j.Project, Batch: j.Batch}, expires: exp}
 		if j.Batch.Key != "" {
-			b := m.batch(j.Batch.Key)
-			b.jobs[j.ID.Key] = struct{}{}
+			m.batch(j.Batch.Key).jobs[j.ID.Key] = struct{}{}
 		}
 	}
 	return nil
@@ -75,27 +72,25 @@ func (m *Memory) Register(_ context.Context, jobs []Job) error {
 func (m *Memory) RegisterBatch(_ context.Context, batch rooms.ID, total int) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.batch(batch.Key).total = total
+	m.batch(batch.Key).total = int64(total)
 	return nil
 }
 
 // JobEnded implements Store.
-func (m *Memory) JobEnded(ctx context.Context, end JobEnd) (bool, error) {
+func (m *Memory) JobEnded(ctx context.Context, end event.JobEnd) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	b := m.batch(end.Batch.Key)
+	b := m.batch(end.Owner.Batch.Key)
 	if _, seen := b.ended[end.Job.Key]; seen {
 		return false, nil
 	}
-	completed, failed := b.completed, b.failed
+	counts := event.BatchCounts{Completed: b.completed, Failed: b.failed, Total: max(b.total, int64(len(b.jobs)))}
 	if end.Failed {
-		failed++
+		counts.Failed++
 	} else {
-		completed++
+		counts.Completed++
 	}
-	total := max(b.total, len(b.jobs))
-	status, totalJobs := batchState(completed, failed, total)
-	events, err := batchEvents(end, completed, failed, status, totalJobs)
+	events, err := end.BatchEvents(counts)
 	if err != nil {
 		return false, err
 	}
@@ -107,7 +102,7 @@ func (m *Memory) JobEnded(ctx context.Context, end JobEnd) (bool, error) {
 	// Counted only once both events are on the bus: a failure above leaves
 	// the job uncounted and the sender's retry counts it.
 	b.ended[end.Job.Key] = struct{}{}
-	b.completed, b.failed = completed, failed
+	b.completed, b.failed = counts.Completed, counts.Failed
 	return true, nil
 }
 
@@ -135,21 +130,4 @@ func (m *Memory) sweep() {
 			delete(m.batches, k)
 		}
 	}
-}
-
-// batchEvents builds job_progress and batch_status for one job end.
-func batchEvents(end JobEnd, completed, failed int, status string, total *int) ([]bus.Event, error) {
-	room := []string{rooms.BatchRoom(end.Batch)}
-	progress, err := json.Marshal(progressPayload{end.Batch.Raw, end.Job.Raw, 100, jobStatus(end.Failed), end.Message})
-	if err != nil {
-		return nil, fmt.Errorf("registry: encode job_progress: %w", err)
-	}
-	st, err := json.Marshal(statusPayload{end.Batch.Raw, status, completed, total, failed})
-	if err != nil {
-		return nil, fmt.Errorf("registry: encode batch_status: %w", err)
-	}
-	return []bus.Event{
-		{Name: eventname.JobProgress, Rooms: room, Payload: progress},
-		{Name: eventname.BatchStatus, Rooms: room, Payload: st},
-	}, nil
 }

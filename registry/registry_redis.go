@@ -2,7 +2,6 @@ package registry
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -11,52 +10,62 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/meshgen/gateway/bus"
+	"github.com/meshgen/gateway/event"
 	"github.com/meshgen/gateway/rooms"
-	"github.com/meshgen/gateway/webhook"
 )
 
+// maxJobEndAttempts bounds the optimistic transaction of JobEnded: each
+// attempt fails only when another end of the same batch (or a batch
+// registration) committed in between.
+const maxJobEndAttempts = 50
+
 // Redis is the cluster Store. Its keys live next to the bus stream:
-// <stream>:job:<job>, <stream>:batch:<batch> (hash: total, completed,
-// failed), <stream>:batch:<batch>:jobs and :ended (sets).
+// <prefix>:job:<job>, <prefix>:batch:<batch> (hash: total, completed,
+// failed), <prefix>:batch:<batch>:jobs and :ended (sets).
 type Redis struct {
+	bus    *bus.Redis
 	client redis.UniversalClient
-	stream string
-	maxLen int64
+	prefix string
 	ttl    time.Duration
 }
 
 var _ Store = (*Redis)(nil)
 
-// NewRedis returns a Store on client whose batch events are appended to the
-// bus stream (bus.Redis.Stream(), entries in the bus's format).
-func NewRedis(client redis.UniversalClient, stream string, maxLen int64, ttl time.Duration) *Redis {
-	return &Redis{client: client, stream: stream, maxLen: maxLen, ttl: ttl}
+// NewRedis returns a Store on b's Redis whose batch events are appended to
+// b's stream.
+func NewRedis(b *bus.Redis, ttl time.Duration) *Redis {
+	return &Redis{bus: b, client: b.Client(), prefix: b.Prefix(), ttl: ttl}
 }
 
-func (r *Redis) jobKey(job string) string     { return r.stream + ":job:" + job }
-func (r *Redis) batchKey(batch string) string { return r.stream + ":batch:" + batch }
+func (r *Redis) jobKey(job string) string     { return r.prefix + ":job:" + job }
+func (r *Redis) batchKey(batch string) string { return r.prefix + ":batch:" + batch }
 
-// Resolve implements webhook.Resolver.
-func (r *Redis) Resolve(ctx context.Context, job string) (webhook.Owner, error) {
+// Resolve implements Store.
+func (r *Redis) Resolve(ctx context.Context, job string) (event.Owner, bool, error) {
 	b, err := r.client.Get(ctx, r.jobKey(job)).Bytes()
 	if errors.Is(err, redis.Nil) {
-		return webhook.Owner{}, webhook.ErrJobNotFound
+		return event.Owner{}, false, nil
 	}
 	if err != nil {
-		return webhook.Owner{}, unavailable("resolve", err)
+		return event.Owner{}, false, unavailable("resolve", err)
 	}
-	return decodeOwner(b)
+	o, err := decodeOwner(b)
+	return o, err == nil, err
 }
 
 // Register implements Store.
 func (r *Redis) Register(ctx context.Context, jobs []Job) error {
+	owners := make([][]byte, len(jobs))
+	for i, j := range jobs {
+		o, err := encodeOwner(j)
+		if err != nil {
+			return err
+		}
+		owners[i] = o
+	}
 	_, err := r.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		for _, j := range jobs {
-			o, err := encodeOwner(j)
-			if err != nil {
-				return err
-			}
-			p.Set(ctx, r.jobKey(j.ID.Key), o, r.ttl)
+		for i, j := range jobs {
+			p.Set(ctx, r.jobKey(j.ID.Key), owners[i], r.ttl)
 			if j.Batch.Key != "" {
 				key := r.batchKey(j.Batch.Key) + ":jobs"
 				p.SAdd(ctx, key, j.ID.Key)
@@ -85,55 +94,98 @@ func (r *Redis) RegisterBatch(ctx context.Context, batch rooms.ID, total int) er
 	return nil
 }
 
-// jobEndScript counts a job's first end and appends job_progress and
-// batch_status to the bus stream, atomically. KEYS: stream, batch hash,
-// batch jobs set, batch ended set. ARGV: job key, "1" when failed, stream
-// max length, batch id JSON, job id JSON, message JSON, rooms JSON, TTL ms.
-// Returns 0 for a repeated end, 1 otherwise.
-var jobEndScript = redis.NewScript(`
-if redis.call('SADD', KEYS[4], ARGV[1]) == 0 then return 0 end
-local failedEnd = ARGV[2] == '1'
-redis.call('HINCRBY', KEYS[2], failedEnd and 'failed' or 'completed', 1)
-local completed = tonumber(redis.call('HGET', KEYS[2], 'completed') or '0')
-local failed = tonumber(redis.call('HGET', KEYS[2], 'failed') or '0')
-local total = tonumber(redis.call('HGET', KEYS[2], 'total') or '0')
-local registered = redis.call('SCARD', KEYS[3])
-if registered > total then total = registered end
-local status = 'processing'
-local totalJSON = 'null'
-if total > 0 then
-  if completed + failed > total then total = completed + failed end
-  totalJSON = string.format('%d', total)
-  if completed + failed >= total then
-    if failed > 0 then status = 'failed' else status = 'completed' end
-  end
-end
-for i = 2, 4 do redis.call('PEXPIRE', KEYS[i], ARGV[8]) end
-local jobStatus = failedEnd and 'failed' or 'completed'
-local progress = '{"batch_id":' .. ARGV[4] .. ',"job_id":' .. ARGV[5] .. ',"progress":100,"status":"' .. jobStatus .. '","message":' .. ARGV[6] .. '}'
-local batchStatus = '{"batch_id":' .. ARGV[4] .. ',"status":"' .. status .. '","completed_jobs":' .. string.format('%d', completed) .. ',"total_jobs":' .. totalJSON .. ',"failed_jobs":' .. string.format('%d', failed) .. '}'
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'e', '{"n":"job_progress","r":' .. ARGV[7] .. ',"p":' .. progress .. '}')
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'e', '{"n":"batch_status","r":' .. ARGV[7] .. ',"p":' .. batchStatus .. '}')
-return 1
-`)
+// JobEnded implements Store. The batch's keys are WATCHed while its counts
+// are read; the count, the expiries and the two events' XADDs are then one
+// MULTI/EXEC, which Redis refuses if another end of the batch committed
+// first, and the end is counted again from the new counts. So the stream
+// holds each batch's batch_status in counting order, whichever nodes count,
+// and a failure leaves nothing half-done.
+func (r *Redis) JobEnded(ctx context.Context, end event.JobEnd) (bool, error) {
+	key := r.batchKey(end.Owner.Batch.Key)
+	jobsKey, endedKey := key+":jobs", key+":ended"
+	first := false
+	txn := func(tx *redis.Tx) error {
+		first = false
+		var (
+			ended  *redis.BoolCmd
+			counts *redis.SliceCmd
+			jobs   *redis.IntCmd
+		)
+		if _, err := tx.Pipelined(ctx, func(p redis.Pipeliner) error {
+			ended = p.SIsMember(ctx, endedKey, end.Job.Key)
+			counts = p.HMGet(ctx, key, "completed", "failed", "total")
+			jobs = p.SCard(ctx, jobsKey)
+			return nil
+		}); err != nil {
+			return err
+		}
+		if ended.Val() {
+			return nil
+		}
+		c, err := batchCounts(counts.Val(), jobs.Val())
+		if err != nil {
+			return err
+		}
+		field := "completed"
+		if end.Failed {
+			field = "failed"
+			c.Failed++
+		} else {
+			c.Completed++
+		}
+		events, err := end.BatchEvents(c)
+		if err != nil {
+			return err
+		}
+		adds := make([]*redis.XAddArgs, len(events))
+		for i, e := range events {
+			if adds[i], err = r.bus.AddArgs(e); err != nil {
+				return err
+			}
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.SAdd(ctx, endedKey, end.Job.Key)
+			p.HIncrBy(ctx, key, field, 1)
+			for _, k := range []string{key, jobsKey, endedKey} {
+				p.PExpire(ctx, k, r.ttl)
+			}
+			for _, a := range adds {
+				p.XAdd(ctx, a)
+			}
+			return nil
+		})
+		first = err == nil
+		return err
+	}
+	for range maxJobEndAttempts {
+		err := r.client.Watch(ctx, txn, key, endedKey, jobsKey)
+		if errors.Is(err, redis.TxFailedErr) {
+			continue
+		}
+		if err != nil {
+			return false, unavailable("job end", err)
+		}
+		return first, nil
+	}
+	return false, unavailable("job end", fmt.Errorf("batch %s changed under %d attempts in a row", end.Owner.Batch.Key, maxJobEndAttempts))
+}
 
-// JobEnded implements Store.
-func (r *Redis) JobEnded(ctx context.Context, end JobEnd) (bool, error) {
-	enc := func(v any) string { b, _ := json.Marshal(v); return string(b) }
-	key := r.batchKey(end.Batch.Key)
-	failed := "0"
-	if end.Failed {
-		failed = "1"
+// batchCounts reads the batch hash's completed, failed and total fields and
+// the number of jobs registered with the batch.
+func batchCounts(fields []any, registered int64) (event.BatchCounts, error) {
+	var n [3]int64
+	for i, f := range fields {
+		s, ok := f.(string)
+		if !ok {
+			continue // absent
+		}
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return event.BatchCounts{}, fmt.Errorf("registry: batch counter %q: %w", s, err)
+		}
+		n[i] = v
 	}
-	n, err := jobEndScript.Run(ctx, r.client,
-		[]string{r.stream, key, key + ":jobs", key + ":ended"},
-		end.Job.Key, failed, r.maxLen, enc(end.Batch.Raw), enc(end.Job.Raw), enc(end.Message),
-		enc([]string{rooms.BatchRoom(end.Batch)}), strconv.FormatInt(r.ttl.Milliseconds(), 10),
-	).Int()
-	if err != nil {
-		return false, unavailable("job end", err)
-	}
-	return n == 1, nil
+	return event.BatchCounts{Completed: n[0], Failed: n[1], Total: max(n[2], registered)}, nil
 }
 
 // unavailable marks a storage error as retryable: nothing was changed.

@@ -3,7 +3,6 @@ package registry_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"sync"
@@ -11,11 +10,10 @@ import (
 	"time"
 
 	"github.com/meshgen/gateway/bus"
-	"github.com/meshgen/gateway/eventname"
+	"github.com/meshgen/gateway/event"
 	"github.com/meshgen/gateway/registry"
 	"github.com/meshgen/gateway/rooms"
 	"github.com/meshgen/gateway/test/redistest"
-	"github.com/meshgen/gateway/webhook"
 )
 
 func id(v any) rooms.ID {
@@ -46,14 +44,14 @@ func impls() []impl {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = b.Close() })
-			return registry.NewRedis(b.Client(), b.Stream(), b.MaxLen(), ttl), b
+			return registry.NewRedis(b, ttl), b
 		}},
 	}
 }
 
 type sink struct {
 	mu     sync.Mutex
-	events []bus.Event
+	events []event.Event
 }
 
 func (s *sink) payloads(name string) []map[string]any {
@@ -76,7 +74,7 @@ func consume(t *testing.T, b bus.Bus) *sink {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = b.Consume(ctx, func(e bus.Event) { s.mu.Lock(); s.events = append(s.events, e); s.mu.Unlock() })
+		_ = b.Consume(ctx, func(e event.Event) { s.mu.Lock(); s.events = append(s.events, e); s.mu.Unlock() })
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 	if hc, ok := b.(bus.HealthChecker); ok {
@@ -108,19 +106,19 @@ func TestRegisterResolve(t *testing.T) {
 			if err := store.Register(ctx, []registry.Job{{ID: id("j1"), Project: id(float64(42)), Batch: id("b1")}, {ID: id("j2"), Project: id("p2")}}); err != nil {
 				t.Fatal(err)
 			}
-			o, err := store.Resolve(ctx, "j1")
-			if err != nil || o.Project.Key != "42" || o.Project.Raw != float64(42) || o.Batch.Key != "b1" {
-				t.Fatalf("Resolve(j1) = %+v, %v", o, err)
+			o, found, err := store.Resolve(ctx, "j1")
+			if err != nil || !found || o.Project.Key != "42" || o.Project.Raw != float64(42) || o.Batch.Key != "b1" {
+				t.Fatalf("Resolve(j1) = %+v, %v, %v", o, found, err)
 			}
-			if o, err = store.Resolve(ctx, "j2"); err != nil || o.Project.Raw != "p2" || o.Batch.Key != "" {
-				t.Fatalf("Resolve(j2) = %+v, %v", o, err)
+			if o, found, err = store.Resolve(ctx, "j2"); err != nil || !found || o.Project.Raw != "p2" || o.Batch.Key != "" {
+				t.Fatalf("Resolve(j2) = %+v, %v, %v", o, found, err)
 			}
-			if _, err := store.Resolve(ctx, "nope"); !errors.Is(err, webhook.ErrJobNotFound) {
-				t.Fatalf("unknown job: %v", err)
+			if _, found, err := store.Resolve(ctx, "nope"); found || err != nil {
+				t.Fatalf("unknown job: %v, %v", found, err)
 			}
 			time.Sleep(300 * time.Millisecond)
-			if _, err := store.Resolve(ctx, "j1"); !errors.Is(err, webhook.ErrJobNotFound) {
-				t.Fatalf("after the TTL: %v", err)
+			if _, found, err := store.Resolve(ctx, "j1"); found || err != nil {
+				t.Fatalf("after the TTL: %v, %v", found, err)
 			}
 		})
 	}
@@ -142,17 +140,17 @@ func TestBatchProgress(t *testing.T) {
 				first  bool
 			}{{"j1", false, true}, {"j1", false, false}, {"j2", true, true}, {"j2", true, false}, {"j3", false, true}}
 			for _, e := range ends {
-				first, err := store.JobEnded(ctx, webhook.JobEnd{Batch: batch, Job: id(e.job), Failed: e.failed, Message: "m-" + e.job})
+				first, err := store.JobEnded(ctx, event.JobEnd{Owner: event.Owner{Project: id("p"), Batch: batch}, Job: id(e.job), Failed: e.failed, Error: json.RawMessage(`"m-` + e.job + `"`)})
 				if err != nil || first != e.first {
 					t.Fatalf("JobEnded(%s) = %v, %v; want first=%v", e.job, first, err, e.first)
 				}
 			}
-			waitCount(t, s, eventname.BatchStatus, 3)
-			progress := s.payloads(eventname.JobProgress)
+			waitCount(t, s, event.BatchStatus, 3)
+			progress := s.payloads(event.JobProgress)
 			if len(progress) != 3 || progress[1]["job_id"] != "j2" || progress[1]["status"] != "failed" || progress[1]["progress"] != float64(100) || progress[1]["batch_id"] != "b-9" || progress[1]["message"] != "m-j2" {
 				t.Fatalf("job_progress = %v", progress)
 			}
-			statuses := s.payloads(eventname.BatchStatus)
+			statuses := s.payloads(event.BatchStatus)
 			want := []map[string]any{
 				{"batch_id": "b-9", "status": "processing", "completed_jobs": float64(1), "total_jobs": float64(3), "failed_jobs": float64(0)},
 				{"batch_id": "b-9", "status": "processing", "completed_jobs": float64(1), "total_jobs": float64(3), "failed_jobs": float64(1)},
@@ -177,18 +175,62 @@ func TestBatchTotalFromRegisteredJobs(t *testing.T) {
 			ctx := context.Background()
 			batch := id(float64(7))
 			_ = store.Register(ctx, []registry.Job{{ID: id("a"), Project: id("p"), Batch: batch}, {ID: id("b"), Project: id("p"), Batch: batch}})
-			_, _ = store.JobEnded(ctx, webhook.JobEnd{Batch: batch, Job: id("a")})
-			_, _ = store.JobEnded(ctx, webhook.JobEnd{Batch: batch, Job: id("b")})
-			waitCount(t, s, eventname.BatchStatus, 2)
-			last := s.payloads(eventname.BatchStatus)[1]
+			_, _ = store.JobEnded(ctx, event.JobEnd{Owner: event.Owner{Project: id("p"), Batch: batch}, Job: id("a")})
+			_, _ = store.JobEnded(ctx, event.JobEnd{Owner: event.Owner{Project: id("p"), Batch: batch}, Job: id("b")})
+			waitCount(t, s, event.BatchStatus, 2)
+			last := s.payloads(event.BatchStatus)[1]
 			if last["status"] != "completed" || last["total_jobs"] != float64(2) || last["batch_id"] != float64(7) {
 				t.Fatalf("last batch_status = %v", last)
 			}
 			// An unknown batch: total unknown, status stays processing.
-			_, _ = store.JobEnded(ctx, webhook.JobEnd{Batch: id("unknown"), Job: id("x")})
-			waitCount(t, s, eventname.BatchStatus, 3)
-			if u := s.payloads(eventname.BatchStatus)[2]; u["status"] != "processing" || u["total_jobs"] != nil {
+			_, _ = store.JobEnded(ctx, event.JobEnd{Owner: event.Owner{Project: id("p"), Batch: id("unknown")}, Job: id("x")})
+			waitCount(t, s, event.BatchStatus, 3)
+			if u := s.payloads(event.BatchStatus)[2]; u["status"] != "processing" || u["total_jobs"] != nil {
 				t.Fatalf("unknown batch status = %v", u)
+			}
+		})
+	}
+}
+
+// Many nodes counting ends of one batch at once: every end is counted once
+// and the batch_status events reach the stream in counting order
+// (completed_jobs rising by one each time), whichever node counted.
+func TestBatchProgressConcurrent(t *testing.T) {
+	for _, im := range impls() {
+		t.Run(im.name, func(t *testing.T) {
+			store, b := im.store(t, time.Hour)
+			s := consume(t, b)
+			ctx := context.Background()
+			batch := id("concurrent")
+			const jobs = 60
+			if err := store.RegisterBatch(ctx, batch, jobs); err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			errs := make(chan error, 2*jobs)
+			for i := range jobs {
+				for range 2 { // every end twice, as a retried webhook
+					wg.Go(func() {
+						end := event.JobEnd{Owner: event.Owner{Project: id("p"), Batch: batch}, Job: id(float64(i))}
+						if _, err := store.JobEnded(ctx, end); err != nil {
+							errs <- err
+						}
+					})
+				}
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+			waitCount(t, s, event.BatchStatus, jobs)
+			for i, st := range s.payloads(event.BatchStatus) {
+				if st["completed_jobs"] != float64(i+1) {
+					t.Fatalf("batch_status %d has completed_jobs %v: out of counting order", i, st["completed_jobs"])
+				}
+			}
+			if last := s.payloads(event.BatchStatus)[jobs-1]; last["status"] != "completed" {
+				t.Fatalf("last batch_status = %v", last)
 			}
 		})
 	}

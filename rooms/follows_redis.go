@@ -12,6 +12,10 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// DefaultLogsChannel is the Redis pub/sub channel on which log follows are
+// announced to the log tailer.
+const DefaultLogsChannel = "gateway:logs-control"
+
 // DefaultFollowTTL is how long a follow survives without its node
 // refreshing it: a node that dies releases its follows after this.
 const DefaultFollowTTL = 60 * time.Second

@@ -1,6 +1,7 @@
 package rooms
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -17,6 +18,9 @@ const (
 
 // DefaultMaxIDLength is the longest id accepted when no limit is configured.
 const DefaultMaxIDLength = 128
+
+// MaxIDLengthLimit is the largest id length limit that can be configured.
+const MaxIDLengthLimit = 1024
 
 // maxSafeInteger is the largest integer a JSON number carries exactly
 // through a float64 (2^53).
@@ -87,6 +91,13 @@ func ParseID(v any, maxLen int) (ID, error) {
 		return ID{}, fmt.Errorf("%w: must be a string or an integer", ErrInvalidID)
 	}
 }
+
+// MarshalJSON encodes the id as received: a string stays a string, a
+// number a number. A zero ID encodes as null.
+func (id ID) MarshalJSON() ([]byte, error) { return json.Marshal(id.Raw) }
+
+// IsZero reports whether the id is absent (for the omitzero option).
+func (id ID) IsZero() bool { return id.Key == "" }
 
 // ProjectRoom names the room of a project: "project_<id>".
 func ProjectRoom(id ID) string { return ProjectPrefix + id.Key }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/meshgen/gateway/event"
 	"github.com/meshgen/gateway/rooms"
 )
 
@@ -14,9 +15,6 @@ const (
 	StatusCompleted = "completed"
 	StatusFailed    = "failed"
 )
-
-// DefaultError is the job_failed error when the webhook carries none.
-const DefaultError = "Unknown error"
 
 // Parse errors; each maps to one 400 answer.
 var (
@@ -37,7 +35,8 @@ type Notification struct {
 	// Result is passed through to clients exactly as received (null when
 	// absent).
 	Result json.RawMessage
-	// Error is passed through as received; DefaultError when absent.
+	// Error is passed through as received; nil when absent (job_failed then
+	// carries event.DefaultError).
 	Error json.RawMessage
 	// ProjectID and BatchID are the optional owner fields; Key is empty when
 	// absent.
@@ -47,6 +46,11 @@ type Notification struct {
 
 // Completed reports whether the job succeeded.
 func (n Notification) Completed() bool { return n.Status == StatusCompleted }
+
+// End is the job's end as the event package shapes it, for owner.
+func (n Notification) End(owner event.Owner) event.JobEnd {
+	return event.JobEnd{Owner: owner, Job: n.JobID, Failed: !n.Completed(), Result: n.Result, Error: n.Error}
+}
 
 type rawNotification struct {
 	JobID     json.RawMessage `json:"job_id"`
@@ -88,11 +92,9 @@ func Parse(body []byte, maxIDLength int) (Notification, error) {
 		}
 	}
 
-	n.Result = json.RawMessage("null")
 	if !isNull(raw.Result) {
 		n.Result = raw.Result
 	}
-	n.Error = mustJSON(DefaultError)
 	if !isNull(raw.Error) {
 		n.Error = raw.Error
 	}
@@ -123,12 +125,4 @@ func parseID(raw json.RawMessage, maxLen int) (rooms.ID, error) {
 
 func isNull(raw json.RawMessage) bool {
 	return len(raw) == 0 || string(raw) == "null"
-}
-
-func mustJSON(v any) json.RawMessage {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err)
-	}
-	return b
 }

@@ -1,8 +1,4 @@
-// Package eventname names the server -> client events of PROTOCOL.md and
-// the names Socket.IO reserves, and checks the extra event names the
-// publish API can be configured to accept. It is a leaf package: the
-// configuration, the producers and their tests share one list.
-package eventname
+package event
 
 import (
 	"errors"

@@ -1,4 +1,4 @@
-package eventname
+package event
 
 import (
 	"errors"

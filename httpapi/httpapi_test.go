@@ -1,0 +1,96 @@
+package httpapi_test
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/meshgen/gateway/bus"
+	"github.com/meshgen/gateway/httpapi"
+	"github.com/meshgen/gateway/httpapi/httpapitest"
+)
+
+func TestErrorHandler(t *testing.T) {
+	tests := []struct {
+		name       string
+		method     string
+		err        error
+		wantCode   int
+		wantBody   string
+		retryAfter string
+		logged     bool
+	}{
+		{"HTTP error with a message", http.MethodPost, echo.NewHTTPError(400, "Invalid JSON"), 400, `{"error":"Invalid JSON"}`, "", false},
+		{"HTTP error without a string message", http.MethodGet, echo.NewHTTPError(404), 404, `{"error":"Not Found"}`, "", false},
+		{"503 asks to retry", http.MethodPost, httpapi.PublishError(&bus.UnavailableError{Err: errors.New("down")}), 503, `{"error":"Event bus unavailable, retry later"}`, "5", false},
+		{"other error: generic 500, details logged only", http.MethodPost, errors.New("secret internal detail"), 500, `{"error":"Internal server error"}`, "", true},
+		{"HEAD has no body", http.MethodHead, echo.NewHTTPError(405), 405, ``, "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs strings.Builder
+			e := echo.New()
+			e.HTTPErrorHandler = httpapi.ErrorHandler(slog.New(slog.NewTextHandler(&logs, nil)))
+			e.Any("/x", func(echo.Context) error { return tc.err })
+			rec := httpapitest.Serve(e, httptest.NewRequest(tc.method, "/x", nil))
+			if rec.Code != tc.wantCode {
+				t.Fatalf("code = %d, want %d", rec.Code, tc.wantCode)
+			}
+			if tc.wantBody == "" {
+				if rec.Body.Len() != 0 {
+					t.Fatalf("body %q, want none", rec.Body)
+				}
+			} else {
+				httpapitest.AssertJSON(t, rec.Body.String(), tc.wantBody)
+			}
+			if got := rec.Header().Get("Retry-After"); got != tc.retryAfter {
+				t.Fatalf("Retry-After = %q, want %q", got, tc.retryAfter)
+			}
+			if tc.logged != strings.Contains(logs.String(), "secret internal detail") {
+				t.Fatalf("logged = %v, want %v: %s", !tc.logged, tc.logged, logs.String())
+			}
+			if strings.Contains(rec.Body.String(), "secret internal detail") {
+				t.Fatal("an internal error reached the client")
+			}
+		})
+	}
+}
+
+func TestPublishError(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		code int
+	}{
+		{&bus.UnavailableError{Err: errors.New("dial")}, 503},
+		{httpapitest.ErrUnavailable, 503},
+		{bus.ErrClosed, 500},
+		{errors.New("boom"), 500},
+	} {
+		he := httpapi.PublishError(tc.err)
+		if he.Code != tc.code || !errors.Is(he.Internal, tc.err) {
+			t.Errorf("PublishError(%v) = %d (%v), want %d", tc.err, he.Code, he.Internal, tc.code)
+		}
+	}
+}
+
+func TestRequestLoggerNamesRouteAndRequestID(t *testing.T) {
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	e := echo.New()
+	e.Use(middleware.RequestID())
+	e.POST("/api/things/:id", func(c echo.Context) error {
+		httpapi.RequestLogger(c, log).Info("handled")
+		return c.NoContent(http.StatusNoContent)
+	})
+	rec := httpapitest.Serve(e, httptest.NewRequest(http.MethodPost, "/api/things/7", nil))
+	id := rec.Header().Get(echo.HeaderXRequestID)
+	if id == "" || !strings.Contains(logs.String(), "request_id="+id) || !strings.Contains(logs.String(), "route=/api/things/:id") {
+		t.Fatalf("log line %q lacks route or request id %q", logs.String(), id)
+	}
+}
