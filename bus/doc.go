@@ -1,9 +1,15 @@
-// Package bus carries events from producers (the Modal webhook, later the
-// publish API and the Flask-SocketIO bridge) to every gateway node.
+// Package bus carries events (event.Event) from the producers (the Modal
+// webhook, the job registry's batch progress, the publish API) to every
+// gateway node. The Flask-SocketIO bridge does not use it: every node reads
+// Flask-SocketIO's own queue (package flaskbridge).
 //
-// An Event is built once by its producer: its name, the rooms it goes to and
-// its payload already encoded as JSON. Nobody downstream re-derives the rooms
-// or re-encodes the payload per recipient.
+// An event is built once by its producer, through package event: its name,
+// the rooms it goes to and its payload already encoded as JSON. The bus
+// only carries it; nobody downstream re-derives the rooms or re-encodes the
+// payload per recipient. The bus owns the stream's entry format: only this
+// package encodes and decodes what is written to the Redis stream (a part
+// that must append events in one transaction with its own state asks
+// Redis.AddArgs for the XADD).
 //
 // A Bus has two sides. Publish returns only once the event has been accepted
 // by the bus (queued in memory for the in-process bus); an error means the

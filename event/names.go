@@ -8,7 +8,7 @@ import (
 	"unicode/utf8"
 )
 
-// The events of PROTOCOL.md "Server -> client events".
+// The server -> client events of the protocol (docs/protocol.md).
 const (
 	LogLine      = "log_line"
 	JobProgress  = "job_progress"

@@ -178,3 +178,26 @@ func TestAckCarriesReply(t *testing.T) {
 		t.Fatalf("acks = %v", acks)
 	}
 }
+
+// Close may be called twice (the app's shutdown and a test cleanup, say):
+// the second call waits for the same close and returns at once once it is
+// done, not when its context expires.
+func TestCloseIsIdempotent(t *testing.T) {
+	s, url := newTestServer(t, Options{})
+	c := dial(t, url)
+	c.send("40")
+	if msg := c.read(); !strings.HasPrefix(msg, "40") {
+		t.Fatalf("connect reply = %q", msg)
+	}
+	for i := range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := s.Close(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("Close #%d: %v", i+1, err)
+		}
+	}
+	if msg := c.read(); msg != "" {
+		t.Fatalf("the client still reads %q after Close", msg)
+	}
+}

@@ -1,5 +1,5 @@
 // Package publish is the gateway's publish API, POST /api/events: the mesh
-// workers and the backend send the server -> client events of PROTOCOL.md
+// workers and the backend send the server -> client events of the client protocol (docs/protocol.md)
 // (log_line, job_progress, batch_status, job_completed, job_failed) over
 // HTTP; the gateway checks them, encodes each payload once and puts them on
 // the bus, which delivers them to the Socket.IO rooms on every node. It
@@ -25,7 +25,7 @@
 //
 // An event is an object with these members and no other:
 //
-//	event       required: the event name, one of the five of PROTOCOL.md or
+//	event       required: the event name, one of the five of the client protocol (docs/protocol.md) or
 //	            one of the configured extra events (GATEWAY_EXTRA_EVENTS)
 //	data        required: the payload, a JSON object, sent to the clients
 //	room        optional: "project_<id>" or "batch_<id>"
@@ -61,9 +61,11 @@
 //
 // # Payloads
 //
-// Every protocol payload is checked; unknown payload members are passed
-// through unchanged. Payloads are re-encoded once, compactly: the protocol
-// members first in the order below, then the others in the order sent.
+// Every protocol payload is checked and built through its type in package
+// event, which encodes it once, compactly: the protocol members first in
+// the order below, then the unknown members, passed through as sent
+// (whitespace aside), in the order sent. An optional protocol member that
+// is null is left out.
 //
 //	log_line       job_id (id), message (string), timestamp (ISO-8601
 //	               date-time string, e.g. 2024-05-01T12:00:00.000Z or

@@ -16,10 +16,14 @@
 // registered with the batch, whichever is larger; while neither is known,
 // total_jobs is null and the status stays "processing".
 //
-// With Redis the counting and the two events are one Lua script: the
-// counters change and the events are appended to the bus stream in one
-// atomic step, so batch_status updates reach clients in counting order
-// from any node, and a failure leaves nothing half-done (the webhook
-// answers 503 and Modal's retry counts the job then). In memory the same
-// holds under one mutex.
+// What the counts mean (the status rule) and the two events' shapes are
+// package event's (event.BatchCounts, event.JobEnd.BatchEvents); the
+// registry only counts. With Redis the counting and the two events are one
+// optimistic transaction (WATCH the batch's keys, read the counts, MULTI:
+// count and XADD both events through the bus's AddArgs, EXEC; retried when
+// another end of the batch committed in between): the counters change and
+// the events are appended to the bus stream in one atomic step, so
+// batch_status updates reach clients in counting order from any node, and
+// a failure leaves nothing half-done (the webhook answers 503 and Modal's
+// retry counts the job then). In memory the same holds under one mutex.
 package registry

@@ -1,5 +1,5 @@
 // Package rooms owns room names, id validation and the client protocol of
-// PROTOCOL.md: subscribe_project, join_batch, subscribe_logs,
+// the client protocol (docs/protocol.md): subscribe_project, join_batch, subscribe_logs,
 // unsubscribe_logs and the additions unsubscribe_project and leave_batch.
 //
 // It knows nothing of Socket.IO: the gateway adapts a library socket to the

@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// Client events of PROTOCOL.md, plus the two natural additions.
+// Client events of the protocol (docs/protocol.md), plus the two additions.
 const (
 	EventSubscribeProject   = "subscribe_project"
 	EventUnsubscribeProject = "unsubscribe_project"

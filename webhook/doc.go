@@ -3,7 +3,7 @@
 // publishes job_completed or job_failed onto the bus. It knows nothing of
 // sockets.
 //
-// Answers keep the existing Flask server's shapes (PROTOCOL.md):
+// Answers keep the existing Flask server's shapes (docs/protocol.md):
 // 200 {"status":"ok","job_id":...}, 400 Invalid JSON / Missing job_id,
 // 401 Invalid signature, 404 Job not found, 413 past the body limit,
 // 500 on an internal fault. A 200 is sent only after the bus accepted the

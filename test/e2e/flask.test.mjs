@@ -11,22 +11,13 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import { Gateway, sleep } from './lib/gateway.mjs';
-import { Redis } from './lib/redis.mjs';
+import { Gateway, sleep, waitUntil } from './lib/gateway.mjs';
+import { Redis, redisSkip } from './lib/redis.mjs';
 import { connect, connected, request, recorder } from './lib/client.mjs';
 import { FLASK_CHANNEL, flaskEmit, flaskUnavailable, json514, numsub, publish } from './lib/flask_queue.mjs';
 
 const fixtures = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../flaskqueue/testdata');
 const flaskSkip = flaskUnavailable();
-
-async function waitUntil(what, cond, timeoutMs = 10000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await cond()) return;
-    await sleep(25);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-}
 
 // What each client joins, on each node.
 const CLIENTS = {
@@ -69,7 +60,7 @@ function expected(c, msgs) {
     .map((m) => ({ event: m.event, args: [m.data] }));
 }
 
-describe('Flask-SocketIO message queue on two gateway nodes', () => {
+describe('Flask-SocketIO message queue on two gateway nodes', { skip: redisSkip }, () => {
   const redis = new Redis();
   let nodes = [];
   const clients = []; // {node, name, rooms, socket, events}

@@ -3,7 +3,7 @@
 // order, with the payloads of PROTOCOL.md; invalid batches deliver nothing.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Gateway, sign, sleep } from './lib/gateway.mjs';
+import { Gateway, sign, sleep, waitUntil } from './lib/gateway.mjs';
 import { connect, connected, request, recorder } from './lib/client.mjs';
 
 const SECRET = 'e2e-events-secret';
@@ -26,15 +26,6 @@ async function postEvents(baseUrl, payload, { secret, signature, headers = {} } 
 
 /** The server -> client events a socket recorded, as {event, data}. */
 const received = (events) => events.filter((e) => SERVER_EVENTS.has(e.event)).map((e) => ({ event: e.event, data: e.args[0] }));
-
-async function waitFor(what, cond, timeoutMs = 10000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (cond()) return;
-    await sleep(20);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 describe('publish API with a secret', () => {
   const gw = new Gateway({ env: { GATEWAY_EVENTS_SECRET: `${SECRET},${OLD_SECRET}` } });
@@ -100,7 +91,7 @@ describe('publish API with a secret', () => {
     const wantProject = 200 + 2; // lines, progressBoth, completed
     const wantBatch = 3; // progressBatch, progressBoth, status
     const wantBoth = 200 + 4; // the event sent to both rooms arrives once
-    await waitFor('every client to receive its events', () =>
+    await waitUntil('every client to receive its events', () =>
       received(project.events).length >= wantProject && received(batch.events).length >= wantBatch
       && received(both.events).length >= wantBoth && received(other.events).length >= 1);
     await sleep(300); // nothing more may arrive
@@ -145,7 +136,7 @@ describe('publish API with a secret', () => {
     const res = await postEvents(gw.url, { event: 'job_failed', data: { project_id: 'p-single', job_id: 'j-1' } }, { secret: SECRET });
     assert.equal(res.status, 200, res.text);
     assert.deepEqual(res.body, { status: 'ok', accepted: 1, duplicates: 0 });
-    await waitFor('job_failed', () => received(c.events).length === 1);
+    await waitUntil('job_failed', () => received(c.events).length === 1);
     assert.deepEqual(received(c.events), [{ event: 'job_failed', data: { project_id: 'p-single', job_id: 'j-1', error: 'Unknown error' } }]);
   });
 
@@ -161,7 +152,7 @@ describe('publish API with a secret', () => {
     assert.deepEqual(first.body, { status: 'ok', accepted: 2, duplicates: 0 });
     const retry = await postEvents(gw.url, { events }, { secret: SECRET });
     assert.deepEqual(retry.body, { status: 'ok', accepted: 3, duplicates: 2 });
-    await waitFor('3 lines', () => received(c.events).length >= 3);
+    await waitUntil('3 lines', () => received(c.events).length >= 3);
     await sleep(200);
     assert.deepEqual(received(c.events).map((e) => e.data.message), ['m0', 'm1', 'm2']);
   });
@@ -238,7 +229,7 @@ describe('publish API without a secret', () => {
       await request(s, 'join_batch', { batch_id: 'dev' }, 'joined_batch');
       const res = await postEvents(gw.url, { event: 'batch_status', batch_id: 'dev', data: { status: 'completed', completed_jobs: 2, total_jobs: 2 } });
       assert.equal(res.status, 200, res.text);
-      await waitFor('batch_status', () => received(events).length === 1);
+      await waitUntil('batch_status', () => received(events).length === 1);
       assert.deepEqual(received(events), [{ event: 'batch_status', data: { batch_id: 'dev', status: 'completed', completed_jobs: 2, total_jobs: 2 } }]);
       s.disconnect();
     } finally {

@@ -24,6 +24,19 @@ export function freePort() {
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
+ * Polls cond (which may be async) every stepMs until it is truthy; throws
+ * naming what was awaited after timeoutMs.
+ */
+export async function waitUntil(what, cond, timeoutMs = 15000, stepMs = 25) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await cond()) return;
+    await sleep(stepMs);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+/**
  * A running gateway process.
  * env: extra environment; args: extra flags.
  */

@@ -1,10 +1,30 @@
 // Real redis-server processes for the cluster tests, each on a free port in
 // its own temporary directory.
-import { spawn, execFile } from 'node:child_process';
+import { spawn, spawnSync, execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freePort, sleep } from './gateway.mjs';
+
+/**
+ * False when redis-server and redis-cli can run here; otherwise the reason,
+ * for a suite's { skip }. Under CI (CI set) a missing Redis is an error:
+ * .ci/run installs it.
+ */
+export function redisUnavailable() {
+  for (const bin of ['redis-server', 'redis-cli']) {
+    const r = spawnSync(bin, ['--version'], { encoding: 'utf8', timeout: 10000 });
+    if (r.status !== 0) {
+      const why = `${bin} cannot run (${(r.error?.message || r.stderr || '').trim()}); apt-get install -y redis-server`;
+      if (process.env.CI) throw new Error(why);
+      return why;
+    }
+  }
+  return false;
+}
+
+/** redisUnavailable(), checked once per test file. */
+export const redisSkip = redisUnavailable();
 
 function cli(port, ...args) {
   return new Promise((resolve, reject) => {
