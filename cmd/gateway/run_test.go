@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -66,9 +65,20 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	t.Setenv("GATEWAY_DRAIN_WINDOW", "0s")
 
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
+	// The buffers are read only once run has returned.
+	var stdout, stderr bytes.Buffer
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, nil, &stdout, &stderr) }()
+	stop := func() int {
+		cancel()
+		select {
+		case code := <-done:
+			return code
+		case <-time.After(15 * time.Second):
+			t.Fatal("run did not return after its context ended")
+			return -1
+		}
+	}
 
 	url := "http://127.0.0.1:" + strconv.Itoa(port) + "/readyz"
 	deadline := time.Now().Add(10 * time.Second)
@@ -81,18 +91,13 @@ func TestRunServesUntilCancelled(t *testing.T) {
 			}
 		}
 		if time.Now().After(deadline) {
+			stop()
 			t.Fatalf("not ready: %v\n%s", err, stderr.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	cancel()
-	select {
-	case code := <-done:
-		if code != exitOK {
-			t.Fatalf("exit %d\n%s", code, stderr.String())
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("run did not return after its context ended")
+	if code := stop(); code != exitOK {
+		t.Fatalf("exit %d\n%s", code, stderr.String())
 	}
 	var sawShutdown bool
 	for line := range strings.SplitSeq(strings.TrimSpace(stderr.String()), "\n") {
@@ -131,23 +136,4 @@ func TestNewLoggerFormats(t *testing.T) {
 			t.Fatalf("%s/%s: JSON = %v, want %v: %q", tc.env, tc.format, !tc.json, tc.json, line)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the logger's and the test's
-// goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -6,7 +6,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Gateway, postWebhook, sleep } from './lib/gateway.mjs';
-import { clientTracker, connected, request } from './lib/client.mjs';
+import { gatewaySuite, connected, request } from './lib/client.mjs';
 
 // A short heartbeat so a few seconds cover many rounds. The gateway writes
 // each ping a quarter of the timeout after the engine sends it (200 ms).
@@ -21,13 +21,7 @@ async function metric(gw, name) {
 
 describe('heartbeat', () => {
   const gw = new Gateway({ env: { GATEWAY_PING_INTERVAL: `${PING_INTERVAL_MS}ms`, GATEWAY_PING_TIMEOUT: `${PING_TIMEOUT_MS}ms` } });
-  const tracker = clientTracker();
-  const connect = tracker.connect;
-  before(async () => { await gw.start(); });
-  after(async () => {
-    tracker.closeAll();
-    assert.equal((await gw.stop()).code, 0);
-  });
+  const { connect } = gatewaySuite(gw);
 
   it('clients that answer pings stay connected through many heartbeats while events flow', async () => {
     const ws = await connected(connect(gw.url, { transports: ['websocket'] }));

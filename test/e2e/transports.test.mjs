@@ -3,7 +3,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Gateway, postWebhook, runOnce, sleep } from './lib/gateway.mjs';
-import { clientTracker, connect as connectClient, connected, next, request } from './lib/client.mjs';
+import { gatewaySuite, connect as connectClient, connected, next, request } from './lib/client.mjs';
 
 async function deliversTo(gw, socket, projectId) {
   await request(socket, 'subscribe_project', { project_id: projectId }, 'subscribed_project');
@@ -15,13 +15,7 @@ async function deliversTo(gw, socket, projectId) {
 
 describe('transports', () => {
   const gw = new Gateway({ env: { GATEWAY_SOCKET_MAX_MESSAGE_BYTES: '2000' } });
-  const tracker = clientTracker();
-  const connect = tracker.connect;
-  before(async () => { await gw.start(); });
-  after(async () => {
-    tracker.closeAll();
-    assert.equal((await gw.stop()).code, 0);
-  });
+  const { connect } = gatewaySuite(gw);
 
   it('websocket only', async () => {
     const s = await connected(connect(gw.url, { transports: ['websocket'] }));

@@ -1,4 +1,6 @@
 // socket.io-client used exactly as the React app uses it.
+import { before, after } from 'node:test';
+import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
 
 /** Connects like the React app: websocket first, polling fallback. */
@@ -54,4 +56,19 @@ export function clientTracker() {
     connect(url, opts) { const s = connect(url, opts); sockets.push(s); return s; },
     closeAll() { sockets.forEach((s) => s.disconnect()); },
   };
+}
+
+/**
+ * The scaffolding of a suite around one gateway: starts gw before the
+ * suite, and after it disconnects every socket made with the returned
+ * connect and checks that gw exits 0 on SIGTERM.
+ */
+export function gatewaySuite(gw) {
+  const tracker = clientTracker();
+  before(async () => { await gw.start(); });
+  after(async () => {
+    tracker.closeAll();
+    assert.equal((await gw.stop()).code, 0);
+  });
+  return { connect: tracker.connect };
 }
