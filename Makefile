@@ -24,6 +24,7 @@ FUZZ_TARGETS := \
 	./webhook:FuzzServe \
 	./registry:FuzzServe \
 	./publish:FuzzServe \
+	./publish:FuzzMembers \
 	./flaskqueue:FuzzDecodePickle \
 	./flaskqueue:FuzzDecode
 

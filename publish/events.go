@@ -50,6 +50,7 @@ var errInvalidJSON = &requestError{"Invalid JSON"}
 
 // parser turns one request body into bus events.
 type parser struct {
+	splitter
 	maxIDLength int
 	maxEvents   int
 	extras      map[string]bool
@@ -62,10 +63,9 @@ type parser struct {
 // parse validates body and returns its events, in order; or a
 // *requestError / *itemsError and no event at all.
 func (p *parser) parse(body []byte) ([]event.Event, error) {
-	if !utf8.Valid(body) || !json.Valid(body) {
-		return nil, errInvalidJSON
-	}
-	top, ok := members(body)
+	// The splitter reads every value of the body: it refuses invalid JSON
+	// and invalid UTF-8 anywhere in it.
+	top, ok := p.members(body)
 	if !ok {
 		return nil, errInvalidJSON
 	}
@@ -79,7 +79,7 @@ func (p *parser) parse(body []byte) ([]event.Event, error) {
 				return nil, &requestError{fmt.Sprintf("Unexpected field %q next to \"events\"", quote(m.key))}
 			}
 		}
-		if items, ok = elements(list); !ok {
+		if items, ok = p.elements(list); !ok {
 			return nil, &requestError{`"events" must be a list of events`}
 		}
 		if len(items) == 0 {
@@ -126,7 +126,7 @@ var eventFields = []string{"event", "data", "room", "project_id", "batch_id", "i
 
 // event validates one event object; reason is empty when it is valid.
 func (p *parser) event(raw json.RawMessage) (ev event.Event, reason string) {
-	fields, ok := members(raw)
+	fields, ok := p.members(raw)
 	if !isObject(raw) || !ok {
 		return event.Event{}, "an event must be a JSON object"
 	}
@@ -156,7 +156,7 @@ func (p *parser) event(raw json.RawMessage) (ev event.Event, reason string) {
 	if isNull(dataRaw) {
 		return event.Event{}, `"data" is required (the event's payload, a JSON object)`
 	}
-	data, ok := members(dataRaw)
+	data, ok := p.members(dataRaw)
 	if !isObject(dataRaw) || !ok {
 		return event.Event{}, `"data" must be a JSON object`
 	}

@@ -4,12 +4,14 @@ import (
 	"encoding/json"
 	"reflect"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzMembers checks members against encoding/json: for every valid JSON
-// object, the members it finds decode to what json.Unmarshal decodes (the
-// last duplicate winning, as there), and every value is the raw JSON of its
-// member.
+// object in valid UTF-8, the members it finds decode to what json.Unmarshal
+// decodes (the last duplicate winning, as there), and every value is the
+// raw JSON of its member; it accepts nothing encoding/json refuses, and
+// nothing in invalid UTF-8 (which encoding/json lets through).
 func FuzzMembers(f *testing.F) {
 	for _, s := range []string{
 		`{}`, ` { "a" : 1 } `, `{"a":"}\"","b":[1,{"c":"]"}],"d":null,"e":true,"f":-1.5e3}`,
@@ -20,13 +22,13 @@ func FuzzMembers(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		b := []byte(s)
 		var want map[string]any
-		if !json.Valid(b) || json.Unmarshal(b, &want) != nil || want == nil {
-			if _, ok := members(b); ok && !json.Valid(b) {
-				t.Fatalf("members(%q) accepted invalid JSON", s)
+		if !json.Valid(b) || !utf8.Valid(b) || json.Unmarshal(b, &want) != nil || want == nil {
+			if _, ok := new(splitter).members(b); ok && (!json.Valid(b) || !utf8.Valid(b)) {
+				t.Fatalf("members(%q) accepted invalid JSON or UTF-8", s)
 			}
 			return
 		}
-		ms, ok := members(b)
+		ms, ok := new(splitter).members(b)
 		if !ok {
 			t.Fatalf("members(%q) failed on a valid object", s)
 		}
@@ -45,7 +47,7 @@ func FuzzMembers(f *testing.F) {
 }
 
 func TestMembersKeepsOrderAndDuplicates(t *testing.T) {
-	ms, ok := members([]byte(`{"z":1, "a" : {"b": [2]}, "z":"x"}`))
+	ms, ok := new(splitter).members([]byte(`{"z":1, "a" : {"b": [2]}, "z":"x"}`))
 	if !ok || len(ms) != 3 || ms[0].key != "z" || ms[1].key != "a" || ms[2].key != "z" || string(ms[1].value) != `{"b": [2]}` {
 		t.Fatalf("members = %+v, %v", ms, ok)
 	}
@@ -53,7 +55,7 @@ func TestMembersKeepsOrderAndDuplicates(t *testing.T) {
 		t.Fatalf("duplicateKey = %q, %v", key, dup)
 	}
 	for _, bad := range []string{`[]`, `{"a":1} x`, `{"a":1`, `{"a"}`, `1`} {
-		if _, ok := members([]byte(bad)); ok {
+		if _, ok := new(splitter).members([]byte(bad)); ok {
 			t.Errorf("members(%q) accepted", bad)
 		}
 	}
@@ -72,7 +74,7 @@ func TestElements(t *testing.T) {
 		{`[1`, nil, false},
 		{`[1] [2]`, nil, false},
 	} {
-		got, ok := elements([]byte(tc.in))
+		got, ok := new(splitter).elements([]byte(tc.in))
 		if ok != tc.ok {
 			t.Fatalf("elements(%q) ok = %v", tc.in, ok)
 		}
