@@ -20,6 +20,8 @@ FUZZTIME_TEST ?= 20000x
 # package:FuzzTarget pairs run by `make fuzz`.
 FUZZ_TARGETS := \
 	./signature:FuzzVerify \
+	./signature:FuzzParseStandard \
+	./auth:FuzzAuthenticate \
 	./rooms:FuzzHandle \
 	./webhook:FuzzServe \
 	./registry:FuzzServe \

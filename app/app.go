@@ -29,6 +29,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/meshgen/gateway/auth"
 	"github.com/meshgen/gateway/bus"
 	"github.com/meshgen/gateway/config"
 	"github.com/meshgen/gateway/flaskbridge"
@@ -38,6 +39,7 @@ import (
 	"github.com/meshgen/gateway/metrics"
 	"github.com/meshgen/gateway/publish"
 	"github.com/meshgen/gateway/registry"
+	"github.com/meshgen/gateway/replay"
 	"github.com/meshgen/gateway/rooms"
 	"github.com/meshgen/gateway/signature"
 	"github.com/meshgen/gateway/webhook"
@@ -104,8 +106,14 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	}
 
 	if cfg.ServesSockets() {
+		policy, err := newPolicy(cfg, store, m)
+		if err != nil {
+			return nil, err
+		}
 		protocol := rooms.NewProtocol(cfg.MaxIDLength, follows)
 		a.gw = gateway.New(gateway.Options{
+			Auth:            policy,
+			AuthExtract:     auth.ExtractOptions{Cookie: cfg.AuthCookie, Query: cfg.AuthQueryToken},
 			AllowedOrigins:  cfg.AllowedOrigins(),
 			MaxMessageBytes: cfg.SocketMaxMessageBytes,
 			PingInterval:    cfg.PingInterval,
@@ -169,7 +177,11 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		e.Any(gateway.Path+"*", echo.WrapHandler(a.gw.Handler()))
 	}
 	if cfg.ServesProducers() {
-		a.producerRoutes(e, store, publisher)
+		var seen replay.Store = replay.NewMemory(2*cfg.SignatureTolerance, 0)
+		if rb != nil {
+			seen = replay.NewRedis(rb.Client(), rb.Prefix(), 2*cfg.SignatureTolerance)
+		}
+		a.producerRoutes(e, store, publisher, seen, m)
 	}
 	a.echo = e
 
@@ -188,12 +200,14 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 // producerRoutes serves the producer endpoints, each behind the SignedBody
 // middleware with its own secrets and body limit. Production serves
 // /api/jobs and /api/events only with their secret set.
-func (a *App) producerRoutes(e *echo.Echo, store registry.Store, publisher bus.Publisher) {
+func (a *App) producerRoutes(e *echo.Echo, store registry.Store, publisher bus.Publisher, seen replay.Store, m *metrics.Metrics) {
 	cfg, log := a.cfg, a.log
 	signed := func(secrets []string, header string, limit int64, component string) echo.MiddlewareFunc {
 		return httpapi.SignedBodyWithConfig(httpapi.SignedBodyConfig{
 			Verifier: signature.NewVerifier(secrets), Header: header, Limit: limit,
-			Logger: log.With(slog.String("component", component)),
+			RequireTimestamp: cfg.RequireTimestamp, Tolerance: cfg.SignatureTolerance, Replay: seen,
+			OnRefuse: m.HTTPRefused,
+			Logger:   log.With(slog.String("component", component)),
 		})
 	}
 	wh := webhook.New(webhook.Config{
@@ -219,6 +233,34 @@ func (a *App) producerRoutes(e *echo.Echo, store registry.Store, publisher bus.P
 	} else {
 		log.Warn("GATEWAY_EVENTS_SECRET is not set: POST /api/events is disabled (production)")
 	}
+}
+
+// newPolicy builds the auth policy of cfg's mode; the registry ties
+// batches and jobs to projects for the jwt mode.
+func newPolicy(cfg config.Config, owners auth.Owners, m *metrics.Metrics) (auth.Policy, error) {
+	switch cfg.AuthMode() {
+	case auth.ModeJWT:
+		p, err := auth.NewJWT(context.Background(), auth.JWTConfig{
+			Secrets: cfg.JWTSecrets, PublicKeys: cfg.JWTPublicKeys, JWKSURL: cfg.JWKSURL, JWKSRefresh: cfg.JWKSRefresh,
+			Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, Leeway: cfg.JWTLeeway,
+			ProjectsClaim: cfg.JWTProjectsClaim, BatchesClaim: cfg.JWTBatchesClaim,
+			Owners: owners, MaxIDLength: cfg.MaxIDLength,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("app: %w", err)
+		}
+		return p, nil
+	case auth.ModeBackend:
+		p, err := auth.NewBackend(auth.BackendConfig{
+			URL: cfg.AuthURL, Secret: cfg.AuthSecret, Timeout: cfg.AuthTimeout, CacheTTL: cfg.AuthCacheTTL,
+			MaxIDLength: cfg.MaxIDLength, OnCall: m.AuthBackendCall,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("app: %w", err)
+		}
+		return p, nil
+	}
+	return auth.Open{}, nil
 }
 
 // Handler returns the process's HTTP handler (for in-process tests).
@@ -265,6 +307,9 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	a.echo.Listener = ln
 	go func() { serveErr <- a.echo.Start("") }()
 	a.log.Info("gateway listening", slog.String("addr", ln.Addr().String()), slog.Any("config", a.cfg))
+	if a.cfg.AuthMode() == auth.ModeNone && !a.cfg.Development() && a.gw != nil {
+		a.log.Warn("GATEWAY_AUTH is none: every client can read every project; set jwt or backend")
+	}
 	if !a.cfg.VerifyWebhooks() {
 		a.log.Warn("MODAL_WEBHOOK_SECRET is not set: webhook signatures are NOT verified (development only)")
 	}

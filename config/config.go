@@ -4,12 +4,14 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/meshgen/gateway/auth"
 	"github.com/meshgen/gateway/bus"
 	"github.com/meshgen/gateway/flaskbridge"
 	"github.com/meshgen/gateway/gateway"
 	"github.com/meshgen/gateway/httpapi"
 	"github.com/meshgen/gateway/registry"
 	"github.com/meshgen/gateway/rooms"
+	"github.com/meshgen/gateway/signature"
 )
 
 // Roles accepted by Config.Role.
@@ -183,6 +185,89 @@ type Config struct {
 	// a transport may stay open without joining a namespace. Default 45s.
 	ConnectTimeout time.Duration `mapstructure:"connect-timeout"`
 
+	// Auth is `auth` / GATEWAY_AUTH, how Socket.IO clients are
+	// authenticated and their joins authorized: "none" (every client may
+	// read every project), "jwt" or "backend". Development defaults to
+	// none; production refuses to start unless it is set, and logs a
+	// warning at start-up when it is none.
+	Auth string `mapstructure:"auth"`
+
+	// AuthCookie is `auth-cookie` / GATEWAY_AUTH_COOKIE, the name of a
+	// cookie holding the client's token (jwt) or forwarded to the backend.
+	// Empty (the default) reads no cookie for a token.
+	AuthCookie string `mapstructure:"auth-cookie"`
+
+	// AuthQueryToken is `auth-query-token` / GATEWAY_AUTH_QUERY_TOKEN:
+	// accept a token in the handshake's ?token= query parameter. Default
+	// false (query strings end up in access logs).
+	AuthQueryToken bool `mapstructure:"auth-query-token"`
+
+	// JWTSecrets is `jwt-secrets` / GATEWAY_JWT_SECRETS, comma-separated
+	// HMAC secrets verifying HS256/384/512 tokens (several for rotation).
+	JWTSecrets []string `mapstructure:"jwt-secrets"`
+
+	// JWTPublicKeys is `jwt-public-keys` / GATEWAY_JWT_PUBLIC_KEYS,
+	// comma-separated paths of PEM public keys (or certificates) verifying
+	// RS/PS/ES/EdDSA tokens.
+	JWTPublicKeys []string `mapstructure:"jwt-public-keys"`
+
+	// JWKSURL is `jwks-url` / GATEWAY_JWKS_URL, a JSON Web Key Set (cached,
+	// refreshed every jwks-refresh and on an unknown key id).
+	JWKSURL string `mapstructure:"jwks-url"`
+
+	// JWKSRefresh is `jwks-refresh` / GATEWAY_JWKS_REFRESH: how often the
+	// JWKS is fetched again, and the least time between two fetches for an
+	// unknown key id. Default 5m.
+	JWKSRefresh time.Duration `mapstructure:"jwks-refresh"`
+
+	// JWTIssuer and JWTAudience are `jwt-issuer` / GATEWAY_JWT_ISSUER and
+	// `jwt-audience` / GATEWAY_JWT_AUDIENCE: when set, iss and aud must
+	// match.
+	JWTIssuer   string `mapstructure:"jwt-issuer"`
+	JWTAudience string `mapstructure:"jwt-audience"`
+
+	// JWTLeeway is `jwt-leeway` / GATEWAY_JWT_LEEWAY, the clock skew
+	// allowed on exp and nbf. Default 30s.
+	JWTLeeway time.Duration `mapstructure:"jwt-leeway"`
+
+	// JWTProjectsClaim is `jwt-projects-claim` /
+	// GATEWAY_JWT_PROJECTS_CLAIM, the claim listing the projects a user may
+	// see (ids, or "*"). Default "projects".
+	JWTProjectsClaim string `mapstructure:"jwt-projects-claim"`
+
+	// JWTBatchesClaim is `jwt-batches-claim` / GATEWAY_JWT_BATCHES_CLAIM,
+	// an optional claim listing batches. Default "batches".
+	JWTBatchesClaim string `mapstructure:"jwt-batches-claim"`
+
+	// AuthURL is `auth-url` / GATEWAY_AUTH_URL, the backend asked on
+	// connect and on joins in the backend mode.
+	AuthURL string `mapstructure:"auth-url"`
+
+	// AuthSecret is `auth-secret` / GATEWAY_AUTH_SECRET, signing the calls
+	// to the backend (Standard Webhooks headers).
+	AuthSecret string `mapstructure:"auth-secret"`
+
+	// AuthTimeout is `auth-timeout` / GATEWAY_AUTH_TIMEOUT, bounding one
+	// backend call; a slower one refuses. Default 2s.
+	AuthTimeout time.Duration `mapstructure:"auth-timeout"`
+
+	// AuthCacheTTL is `auth-cache-ttl` / GATEWAY_AUTH_CACHE_TTL, how long a
+	// backend's join decision is kept per (user, room). Default 30s.
+	AuthCacheTTL time.Duration `mapstructure:"auth-cache-ttl"`
+
+	// RequireTimestamp is `require-timestamp` / GATEWAY_REQUIRE_TIMESTAMP:
+	// the producer routes accept only Standard Webhooks signatures
+	// (webhook-id, webhook-timestamp, webhook-signature), which cannot be
+	// replayed, and refuse the body-only X-Modal-Signature and
+	// X-Gateway-Signature. Default false; the prod overlay sets it.
+	RequireTimestamp bool `mapstructure:"require-timestamp"`
+
+	// SignatureTolerance is `signature-tolerance` /
+	// GATEWAY_SIGNATURE_TOLERANCE, how far a webhook-timestamp may be from
+	// the gateway's clock either way; webhook-ids are remembered twice as
+	// long. Default 5m.
+	SignatureTolerance time.Duration `mapstructure:"signature-tolerance"`
+
 	// DebugAddr is `debug-addr` / GATEWAY_DEBUG_ADDR, host:port of a
 	// separate listener serving Go's profiler (/debug/pprof/). Empty (the
 	// default) serves none. Keep it on loopback or a port no Service exposes:
@@ -221,11 +306,27 @@ func Default() Config {
 		EventsMaxBodyBytes:    httpapi.DefaultBodyLimit,
 		SocketMaxMessageBytes: gateway.DefaultMaxMessageBytes,
 		MaxIDLength:           rooms.DefaultMaxIDLength,
+		JWKSRefresh:           auth.DefaultJWKSRefresh,
+		JWTLeeway:             auth.DefaultLeeway,
+		JWTProjectsClaim:      auth.DefaultProjectsClaim,
+		JWTBatchesClaim:       auth.DefaultBatchesClaim,
+		AuthTimeout:           auth.DefaultBackendTimeout,
+		AuthCacheTTL:          auth.DefaultCacheTTL,
+		SignatureTolerance:    signature.DefaultTolerance,
 		PingInterval:          gateway.DefaultPingInterval,
 		PingTimeout:           gateway.DefaultPingTimeout,
 		ConnectTimeout:        gateway.DefaultConnectTimeout,
 		ShutdownTimeout:       30 * time.Second,
 	}
+}
+
+// AuthMode is the auth mode in effect: the configured one, or none when it
+// is not set (which only development allows).
+func (c Config) AuthMode() string {
+	if c.Auth == "" {
+		return auth.ModeNone
+	}
+	return c.Auth
 }
 
 // Development reports whether the gateway runs in development mode.
@@ -272,6 +373,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("redis", c.RedisURL != ""),
 		slog.Int("jobs_secrets", len(c.JobsSecrets)),
 		slog.Int("events_secrets", len(c.EventsSecrets)),
+		slog.String("auth", c.AuthMode()),
+		slog.Bool("require_timestamp", c.RequireTimestamp),
 		slog.Duration("drain_window", c.DrainWindow),
 		slog.String("log_level", c.LogLevel),
 		slog.Int64("webhook_max_body_bytes", c.WebhookMaxBodyBytes),

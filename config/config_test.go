@@ -33,7 +33,8 @@ func TestLoadDefaultsDevelopment(t *testing.T) {
 
 func TestLoadLegacyEnv(t *testing.T) {
 	t.Setenv("PORT", "7000")
-	t.Setenv("MODAL_WEBHOOK_SECRET", " new-secret , old-secret ,")
+	t.Setenv("GATEWAY_AUTH", "none")
+	t.Setenv("MODAL_WEBHOOK_SECRET", " new-secret-of-at-least-32-bytes-long , old-secret-of-at-least-32-bytes-long ,")
 	t.Setenv("CORS_ORIGINS", "https://a.example.com, https://b.example.com")
 	t.Setenv("REDIS_URL", "redis://localhost:6379/0")
 	c, err := load(t)
@@ -43,7 +44,7 @@ func TestLoadLegacyEnv(t *testing.T) {
 	if c.Env != EnvProduction || c.Port != 7000 || c.RedisURL != "redis://localhost:6379/0" {
 		t.Fatalf("got %+v", c)
 	}
-	if !slices.Equal(c.ModalWebhookSecrets, []string{"new-secret", "old-secret"}) {
+	if !slices.Equal(c.ModalWebhookSecrets, []string{"new-secret-of-at-least-32-bytes-long", "old-secret-of-at-least-32-bytes-long"}) {
 		t.Fatalf("secrets = %v", c.ModalWebhookSecrets)
 	}
 	if !slices.Equal(c.AllowedOrigins(), []string{"https://a.example.com", "https://b.example.com"}) {
@@ -78,6 +79,9 @@ func TestLoadPrecedence(t *testing.T) {
 	}
 }
 
+// long is a secret long enough for production.
+const long = "a-secret-of-more-than-32-bytes-for-production"
+
 func TestLoadInvalid(t *testing.T) {
 	tests := []struct {
 		name string
@@ -85,7 +89,18 @@ func TestLoadInvalid(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"production without secret", nil, nil, "modal-webhook-secret (MODAL_WEBHOOK_SECRET) is required in production"},
+		{"production without secret", map[string]string{"GATEWAY_AUTH": "none"}, nil, "modal-webhook-secret (MODAL_WEBHOOK_SECRET) is required in production"},
+		{"production without auth", map[string]string{"MODAL_WEBHOOK_SECRET": long}, nil, "auth (GATEWAY_AUTH) must be set in production"},
+		{"production with a short secret", map[string]string{"GATEWAY_AUTH": "none", "MODAL_WEBHOOK_SECRET": long + ",short"}, nil, "modal-webhook-secret (MODAL_WEBHOOK_SECRET): secret #2 is 5 bytes; production needs at least 32"},
+		{"one secret for two routes", map[string]string{"GATEWAY_ENV": "development", "MODAL_WEBHOOK_SECRET": "shared", "GATEWAY_EVENTS_SECRET": "other,shared"}, nil,
+			"modal-webhook-secret (MODAL_WEBHOOK_SECRET) and events-secret (GATEWAY_EVENTS_SECRET) share a secret"},
+		{"jwt secret equal to a webhook secret", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_AUTH": "jwt", "MODAL_WEBHOOK_SECRET": "shared", "GATEWAY_JWT_SECRETS": "shared"}, nil, "share a secret"},
+		{"bad auth mode", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_AUTH": "ldap"}, nil, `auth (GATEWAY_AUTH) = "ldap": must be none, jwt or backend`},
+		{"jwt without keys", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_AUTH": "jwt"}, nil, "jwt needs jwt-secrets"},
+		{"jwt with a missing key file", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_AUTH": "jwt", "GATEWAY_JWT_PUBLIC_KEYS": "testdata/nope.pem"}, nil, `jwt-public-keys (GATEWAY_JWT_PUBLIC_KEYS) = "testdata/nope.pem": cannot be read`},
+		{"jwks not http", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_AUTH": "jwt", "GATEWAY_JWKS_URL": "file:///etc/passwd"}, nil, "jwks-url (GATEWAY_JWKS_URL)"},
+		{"backend without url", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_AUTH": "backend", "GATEWAY_AUTH_SECRET": "s"}, nil, "auth-url (GATEWAY_AUTH_URL)"},
+		{"backend without secret", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_AUTH": "backend", "GATEWAY_AUTH_URL": "http://backend/auth"}, nil, "auth-secret (GATEWAY_AUTH_SECRET) is required"},
 		{"bad env", map[string]string{"GATEWAY_ENV": "staging"}, nil, `env (GATEWAY_ENV) = "staging"`},
 		{"bad port", map[string]string{"GATEWAY_ENV": "development", "PORT": "70000"}, nil, `port (PORT) = "70000"`},
 		{"port not a number", map[string]string{"GATEWAY_ENV": "development", "PORT": "abc"}, nil, `port (PORT) = "abc": must be an integer`},

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/meshgen/gateway/auth"
 	"github.com/meshgen/gateway/event"
 	"github.com/meshgen/gateway/rooms"
 )
@@ -109,6 +111,11 @@ func (c Config) Validate() error {
 		{"canary-interval", c.CanaryInterval},
 		{"canary-timeout", c.CanaryTimeout},
 		{"job-ttl", c.JobTTL},
+		{"jwks-refresh", c.JWKSRefresh},
+		{"jwt-leeway", c.JWTLeeway},
+		{"auth-timeout", c.AuthTimeout},
+		{"auth-cache-ttl", c.AuthCacheTTL},
+		{"signature-tolerance", c.SignatureTolerance},
 	} {
 		if d.value <= 0 {
 			return invalid(d.key, d.value, "must be a positive duration such as 10s")
@@ -126,10 +133,100 @@ func (c Config) Validate() error {
 	if c.RedisStream == "" || c.FlaskChannel == "" || c.LogsChannel == "" {
 		return fmt.Errorf("%w: redis-stream, flask-channel and logs-channel must not be empty", ErrInvalid)
 	}
+	if err := c.validateAuth(); err != nil {
+		return err
+	}
+	if err := c.validateSecrets(); err != nil {
+		return err
+	}
 	for _, name := range c.ExtraEvents {
 		if err := event.CheckExtra(name); err != nil {
 			return invalid("extra-events", name, err.Error())
 		}
+	}
+	return nil
+}
+
+// minSecretBytes is the shortest secret production accepts: 32 bytes, the
+// size of the HMAC-SHA256 digest.
+const minSecretBytes = 32
+
+// validateAuth checks the auth mode and what it needs.
+func (c Config) validateAuth() error {
+	switch c.Auth {
+	case "":
+		if c.Env == EnvProduction {
+			return fmt.Errorf("%w: auth (GATEWAY_AUTH) must be set in production: jwt, backend, or none (every client can then read every project)", ErrInvalid)
+		}
+	case auth.ModeNone:
+	case auth.ModeJWT:
+		if len(c.JWTSecrets) == 0 && len(c.JWTPublicKeys) == 0 && c.JWKSURL == "" {
+			return invalid("auth", c.Auth, "jwt needs jwt-secrets (GATEWAY_JWT_SECRETS), jwt-public-keys (GATEWAY_JWT_PUBLIC_KEYS) or jwks-url (GATEWAY_JWKS_URL)")
+		}
+		for _, path := range c.JWTPublicKeys {
+			if _, err := os.Stat(path); err != nil {
+				return invalid("jwt-public-keys", path, "cannot be read: "+err.Error())
+			}
+		}
+		if c.JWKSURL != "" {
+			if err := checkHTTPURL(c.JWKSURL); err != nil {
+				return invalid("jwks-url", redact(c.JWKSURL), err.Error())
+			}
+		}
+	case auth.ModeBackend:
+		if err := checkHTTPURL(c.AuthURL); err != nil {
+			return invalid("auth-url", redact(c.AuthURL), "backend needs an http(s) URL: "+err.Error())
+		}
+		if c.AuthSecret == "" {
+			return fmt.Errorf("%w: auth-secret (GATEWAY_AUTH_SECRET) is required with auth backend: it signs the calls to the backend", ErrInvalid)
+		}
+	default:
+		return invalid("auth", c.Auth, "must be none, jwt or backend")
+	}
+	return nil
+}
+
+// validateSecrets refuses one secret configured for two purposes (a
+// signature made for one route would be accepted by the other), and, in
+// production, secrets shorter than minSecretBytes. Secrets are never
+// quoted.
+func (c Config) validateSecrets() error {
+	owner := map[string]string{}
+	for _, set := range []struct {
+		key     string
+		secrets []string
+	}{
+		{"modal-webhook-secret", c.ModalWebhookSecrets},
+		{"jobs-secret", c.JobsSecrets},
+		{"events-secret", c.EventsSecrets},
+		{"jwt-secrets", c.JWTSecrets},
+		{"auth-secret", nonEmpty(c.AuthSecret)},
+	} {
+		for i, secret := range set.secrets {
+			if other, dup := owner[secret]; dup && other != set.key {
+				return fmt.Errorf("%w: %s (%s) and %s (%s) share a secret: give each its own", ErrInvalid, other, EnvName(other), set.key, EnvName(set.key))
+			}
+			owner[secret] = set.key
+			if c.Env == EnvProduction && len(secret) < minSecretBytes {
+				return fmt.Errorf("%w: %s (%s): secret #%d is %d bytes; production needs at least %d (openssl rand -hex 32)", ErrInvalid, set.key, EnvName(set.key), i+1, len(secret), minSecretBytes)
+			}
+		}
+	}
+	return nil
+}
+
+func nonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return []string{s}
+}
+
+// checkHTTPURL accepts an absolute http or https URL.
+func checkHTTPURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("must be an http:// or https:// URL")
 	}
 	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
+	"github.com/meshgen/gateway/auth"
 	"github.com/meshgen/gateway/event"
 	"github.com/meshgen/gateway/metrics"
 	"github.com/meshgen/gateway/rooms"
@@ -63,6 +63,12 @@ type Options struct {
 	ConnectTimeout time.Duration
 	// Protocol answers client events. Required.
 	Protocol *rooms.Protocol
+	// Auth authenticates every CONNECT and authorizes every join. Nil
+	// means auth.Open (everyone may join everything).
+	Auth auth.Policy
+	// AuthExtract says where credentials may come from besides the CONNECT
+	// auth payload and the Authorization header.
+	AuthExtract auth.ExtractOptions
 	// Logger is required.
 	Logger *slog.Logger
 	// Metrics, when set, counts client events, emits and deliveries.
@@ -108,6 +114,9 @@ func New(opts Options) *Server {
 	if opts.ConnectTimeout <= 0 {
 		opts.ConnectTimeout = DefaultConnectTimeout
 	}
+	if opts.Auth == nil {
+		opts.Auth = auth.Open{}
+	}
 	s := &Server{opts: opts, log: opts.Logger, gate: newHandshakeGate(opts.ConnectTimeout), closed: make(chan struct{})}
 
 	so := socket.DefaultServerOptions()
@@ -135,6 +144,7 @@ func New(opts Options) *Server {
 		_ = s.eio.On("connection", s.gate.attach)
 	}
 	s.io.Bind(s.eio)
+	s.io.Use(s.authenticate)
 	_ = s.io.On("connection", s.onConnection)
 	if opts.Metrics != nil {
 		s.registerGauges(opts.Metrics)
@@ -206,10 +216,12 @@ func (s *Server) onConnection(args ...any) {
 	if !ok {
 		return
 	}
-	m := member{sock}
+	m := member{s: s, sock: sock, p: principalOf(sock)}
+	stopExpiry := s.expireAt(sock, m.p)
 	s.clients.Add(1)
 	_ = sock.OnAny(func(args ...any) { s.onEvent(sock, m, args) })
 	_ = sock.On("disconnect", func(args ...any) {
+		stopExpiry()
 		s.clients.Add(-1)
 		reason := "unknown"
 		if len(args) > 0 {
@@ -218,7 +230,7 @@ func (s *Server) onConnection(args ...any) {
 			}
 		}
 		s.opts.Metrics.Disconnected(reason)
-		s.log.Debug("client disconnected", slog.String("sid", string(sock.Id())), slog.String("reason", reason))
+		s.log.Debug("client disconnected", slog.String("sid", string(sock.Id())), slog.String("user", m.p.User), slog.String("reason", reason))
 		ctx, cancel := context.WithTimeout(context.Background(), handlerTimeout)
 		defer cancel()
 		s.opts.Protocol.Disconnected(ctx, m)
@@ -258,7 +270,7 @@ func (s *Server) onEvent(sock *socket.Socket, m member, args []any) {
 		return
 	}
 	if reply.Event == rooms.ReplyError {
-		s.log.Info("client event rejected", slog.String("event", event), slog.String("sid", m.ID()), slog.Any("reason", reply.Payload["message"]))
+		s.log.Info("client event rejected", slog.String("event", event), slog.String("sid", m.ID()), slog.String("user", m.p.User), slog.Any("reason", reply.Payload["message"]))
 	}
 	_ = sock.Emit(reply.Event, reply.Payload)
 	if ack != nil {
@@ -282,33 +294,24 @@ func (s *Server) cors() *types.Cors {
 	return c
 }
 
-// allowRequest refuses a handshake whose Origin is neither allowed nor the
-// gateway's own (as Flask-SocketIO does); clients without an Origin header
-// (servers, workers, tests) pass.
+// allowRequest refuses a handshake whose Origin is not one of the
+// configured origins. It never compares with the request's own Host: an
+// attacker's page on a host name that resolves to the gateway (DNS
+// rebinding) sends Origin and Host both its own. Clients without an Origin
+// header (servers, workers, tests) pass: browsers always send one.
 func (s *Server) allowRequest(ctx *types.HttpContext) error {
 	if s.draining.Load() {
 		return ErrDraining
 	}
 	origin := ctx.Headers().Peek("Origin")
-	if origin == "" || originAllowed(origin, ctx.Request().Host, s.opts.AllowedOrigins) {
+	if origin == "" || originAllowed(origin, s.opts.AllowedOrigins) {
 		return nil
 	}
 	s.log.Info("handshake refused", slog.String("origin", origin))
 	return ErrOriginNotAllowed
 }
 
-// originAllowed reports whether origin may connect.
-func originAllowed(origin, host string, allowed []string) bool {
-	if slices.Contains(allowed, "*") || slices.Contains(allowed, origin) {
-		return true
-	}
-	u, err := url.Parse(origin)
-	return err == nil && u.Host == host
+// originAllowed reports whether origin is one of the allowed origins.
+func originAllowed(origin string, allowed []string) bool {
+	return slices.Contains(allowed, "*") || slices.Contains(allowed, origin)
 }
-
-// member adapts a library socket to rooms.Member.
-type member struct{ s *socket.Socket }
-
-func (m member) ID() string        { return string(m.s.Id()) }
-func (m member) Join(room string)  { m.s.Join(socket.Room(room)) }
-func (m member) Leave(room string) { m.s.Leave(socket.Room(room)) }

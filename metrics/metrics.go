@@ -36,6 +36,11 @@ type Metrics struct {
 	busConsumeLag   prometheus.Histogram
 	redisReconnects prometheus.Counter
 	webhookToEmit   prometheus.Histogram
+	authConnects    *prometheus.CounterVec
+	authJoins       *prometheus.CounterVec
+	authExpired     prometheus.Counter
+	authBackend     *prometheus.HistogramVec
+	httpRefusals    *prometheus.CounterVec
 }
 
 // latencyBuckets span 0.5 ms to 10 s.
@@ -74,7 +79,23 @@ func New() *Metrics {
 			Name: "gateway_webhook_to_emit_seconds", Help: "Time from receiving a webhook (on any node) to emitting its event on this node.", Buckets: latencyBuckets,
 		}),
 	}
+	m.authConnects = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gateway_auth_connects_total", Help: "Socket.IO connects checked by the jwt or backend policy, by outcome: ok, or the refusal's reason (missing, invalid, expired, denied, error, too_large).",
+	}, []string{"outcome"})
+	m.authJoins = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gateway_auth_joins_total", Help: "Joins authorized, by kind (project, batch, job) and outcome: ok, or the refusal's reason (denied, unknown, error).",
+	}, []string{"kind", "outcome"})
+	m.authExpired = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "gateway_auth_expired_total", Help: "Clients closed because their credentials expired.",
+	})
+	m.authBackend = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "gateway_auth_backend_duration_seconds", Help: "Calls to the auth backend, by call (connect, join) and outcome (ok, denied, error: a timeout, a 5xx or an unreadable answer, which refuse).", Buckets: latencyBuckets,
+	}, []string{"call", "outcome"})
+	m.httpRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gateway_http_refusals_total", Help: "Producer requests refused before their handler, by route and reason (signature_missing, signature_malformed, signature_mismatch, timestamp_required, stale, replay, in_progress, too_large, slow_body).",
+	}, []string{"route", "reason"})
 	m.reg.MustRegister(m.clientEvents, m.emitted, m.deliveries, m.disconnects, m.httpRequests, m.busPublish, m.busConsumeLag, m.redisReconnects, m.webhookToEmit,
+		m.authConnects, m.authJoins, m.authExpired, m.authBackend, m.httpRefusals,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -167,6 +188,43 @@ func (m *Metrics) Consumed(e event.Event, now time.Time) {
 	}
 	if !e.ReceivedAt.IsZero() {
 		m.webhookToEmit.Observe(max(0, now.Sub(e.ReceivedAt).Seconds()))
+	}
+}
+
+// AuthConnect counts one connect checked by a jwt or backend policy:
+// outcome is "ok" or the refusal's reason.
+func (m *Metrics) AuthConnect(outcome string) {
+	if m != nil {
+		m.authConnects.WithLabelValues(outcome).Inc()
+	}
+}
+
+// AuthJoin counts one authorized join of kind: outcome is "ok" or the
+// refusal's reason.
+func (m *Metrics) AuthJoin(kind, outcome string) {
+	if m != nil {
+		m.authJoins.WithLabelValues(kind, outcome).Inc()
+	}
+}
+
+// AuthExpired counts one client closed at its credentials' expiry.
+func (m *Metrics) AuthExpired() {
+	if m != nil {
+		m.authExpired.Inc()
+	}
+}
+
+// AuthBackendCall records one call to the auth backend.
+func (m *Metrics) AuthBackendCall(call, outcome string, d time.Duration) {
+	if m != nil {
+		m.authBackend.WithLabelValues(call, outcome).Observe(d.Seconds())
+	}
+}
+
+// HTTPRefused counts one producer request refused before its handler.
+func (m *Metrics) HTTPRefused(route, reason string) {
+	if m != nil {
+		m.httpRefusals.WithLabelValues(route, reason).Inc()
 	}
 }
 

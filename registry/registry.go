@@ -31,6 +31,11 @@ type Store interface {
 	Register(ctx context.Context, jobs []Job) error
 	// RegisterBatch sets a batch's total number of jobs.
 	RegisterBatch(ctx context.Context, batch rooms.ID, total int) error
+	// JobProject returns the project of a registered job (auth.Owners).
+	JobProject(ctx context.Context, job string) (project rooms.ID, found bool, err error)
+	// BatchProjects returns the projects of the jobs registered with a
+	// batch: none for a batch it does not know (auth.Owners).
+	BatchProjects(ctx context.Context, batch string) ([]rooms.ID, error)
 	// JobEnded counts the first end of a batch job and publishes the
 	// batch's job_progress and batch_status (event.JobEnd.BatchEvents) in
 	// counting order, atomically with the count. A repeated end changes

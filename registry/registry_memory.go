@@ -31,6 +31,7 @@ type memJob struct {
 type memBatch struct {
 	total, completed, failed int64
 	jobs, ended              map[string]struct{}
+	projects                 map[string]rooms.ID // of the jobs registered with it
 	expires                  time.Time
 }
 
@@ -53,6 +54,27 @@ func (m *Memory) Resolve(_ context.Context, job string) (event.Owner, bool, erro
 	return j.owner, true, nil
 }
 
+// JobProject implements Store.
+func (m *Memory) JobProject(ctx context.Context, job string) (rooms.ID, bool, error) {
+	o, found, err := m.Resolve(ctx, job)
+	return o.Project, found, err
+}
+
+// BatchProjects implements Store.
+func (m *Memory) BatchProjects(_ context.Context, batch string) ([]rooms.ID, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.batches[batch]
+	if !ok || m.now().After(b.expires) {
+		return nil, nil
+	}
+	out := make([]rooms.ID, 0, len(b.projects))
+	for _, p := range b.projects {
+		out = append(out, p)
+	}
+	return out, nil
+}
+
 // Register implements Store.
 func (m *Memory) Register(_ context.Context, jobs []Job) error {
 	m.mu.Lock()
@@ -62,7 +84,9 @@ func (m *Memory) Register(_ context.Context, jobs []Job) error {
 	for _, j := range jobs {
 		m.jobs[j.ID.Key] = memJob{owner: event.Owner{Project: j.Project, Batch: j.Batch}, expires: exp}
 		if j.Batch.Key != "" {
-			m.batch(j.Batch.Key).jobs[j.ID.Key] = struct{}{}
+			b := m.batch(j.Batch.Key)
+			b.jobs[j.ID.Key] = struct{}{}
+			b.projects[j.Project.Key] = j.Project
 		}
 	}
 	return nil
@@ -110,7 +134,7 @@ func (m *Memory) JobEnded(ctx context.Context, end event.JobEnd) (bool, error) {
 func (m *Memory) batch(key string) *memBatch {
 	b := m.batches[key]
 	if b == nil {
-		b = &memBatch{jobs: map[string]struct{}{}, ended: map[string]struct{}{}}
+		b = &memBatch{jobs: map[string]struct{}{}, ended: map[string]struct{}{}, projects: map[string]rooms.ID{}}
 		m.batches[key] = b
 	}
 	b.expires = m.now().Add(m.ttl)

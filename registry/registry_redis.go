@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -21,7 +22,8 @@ const maxJobEndAttempts = 50
 
 // Redis is the cluster Store. Its keys live next to the bus stream:
 // <prefix>:job:<job>, <prefix>:batch:<batch> (hash: total, completed,
-// failed), <prefix>:batch:<batch>:jobs and :ended (sets).
+// failed), <prefix>:batch:<batch>:jobs and :ended (sets of job keys) and
+// :projects (the set of its jobs' project ids, as JSON).
 type Redis struct {
 	bus    *bus.Redis
 	client redis.UniversalClient
@@ -53,23 +55,52 @@ func (r *Redis) Resolve(ctx context.Context, job string) (event.Owner, bool, err
 	return o, err == nil, err
 }
 
+// JobProject implements Store.
+func (r *Redis) JobProject(ctx context.Context, job string) (rooms.ID, bool, error) {
+	o, found, err := r.Resolve(ctx, job)
+	return o.Project, found, err
+}
+
+// BatchProjects implements Store.
+func (r *Redis) BatchProjects(ctx context.Context, batch string) ([]rooms.ID, error) {
+	members, err := r.client.SMembers(ctx, r.batchKey(batch)+":projects").Result()
+	if err != nil {
+		return nil, unavailable("batch projects", err)
+	}
+	out := make([]rooms.ID, 0, len(members))
+	for _, m := range members {
+		id, err := decodeID(json.RawMessage(m))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, nil
+}
+
 // Register implements Store.
 func (r *Redis) Register(ctx context.Context, jobs []Job) error {
 	owners := make([][]byte, len(jobs))
+	projects := make([][]byte, len(jobs))
 	for i, j := range jobs {
 		o, err := encodeOwner(j)
 		if err != nil {
 			return err
 		}
 		owners[i] = o
+		if projects[i], err = json.Marshal(j.Project); err != nil {
+			return fmt.Errorf("registry: encode project id: %w", err)
+		}
 	}
 	_, err := r.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		for i, j := range jobs {
 			p.Set(ctx, r.jobKey(j.ID.Key), owners[i], r.ttl)
 			if j.Batch.Key != "" {
-				key := r.batchKey(j.Batch.Key) + ":jobs"
-				p.SAdd(ctx, key, j.ID.Key)
-				p.PExpire(ctx, key, r.ttl)
+				key := r.batchKey(j.Batch.Key)
+				p.SAdd(ctx, key+":jobs", j.ID.Key)
+				p.SAdd(ctx, key+":projects", projects[i])
+				p.PExpire(ctx, key+":jobs", r.ttl)
+				p.PExpire(ctx, key+":projects", r.ttl)
 			}
 		}
 		return nil

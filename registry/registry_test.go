@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -231,6 +232,38 @@ func TestBatchProgressConcurrent(t *testing.T) {
 			}
 			if last := s.payloads(event.BatchStatus)[jobs-1]; last["status"] != "completed" {
 				t.Fatalf("last batch_status = %v", last)
+			}
+		})
+	}
+}
+
+// The registry ties batches and jobs to their projects, for authorization.
+func TestOwnersForAuthorization(t *testing.T) {
+	for _, im := range impls() {
+		t.Run(im.name, func(t *testing.T) {
+			store, _ := im.store(t, time.Hour)
+			ctx := context.Background()
+			if err := store.Register(ctx, []registry.Job{{ID: id("j1"), Project: id(float64(42)), Batch: id("b1")}, {ID: id("j2"), Project: id("p2"), Batch: id("b1")}, {ID: id("j3"), Project: id("p3")}}); err != nil {
+				t.Fatal(err)
+			}
+			p, found, err := store.JobProject(ctx, "j1")
+			if err != nil || !found || p.Key != "42" || p.Raw != float64(42) {
+				t.Fatalf("JobProject(j1) = %+v, %v, %v", p, found, err)
+			}
+			if _, found, err := store.JobProject(ctx, "nope"); found || err != nil {
+				t.Fatalf("JobProject(nope) = %v, %v", found, err)
+			}
+			projects, err := store.BatchProjects(ctx, "b1")
+			var keys []string
+			for _, p := range projects {
+				keys = append(keys, p.Key)
+			}
+			slices.Sort(keys)
+			if err != nil || !slices.Equal(keys, []string{"42", "p2"}) {
+				t.Fatalf("BatchProjects(b1) = %v, %v", keys, err)
+			}
+			if none, err := store.BatchProjects(ctx, "unknown"); err != nil || len(none) != 0 {
+				t.Fatalf("BatchProjects(unknown) = %v, %v", none, err)
 			}
 		})
 	}

@@ -44,13 +44,54 @@ type Member interface {
 	Join(room string)
 	// Leave removes the client from room.
 	Leave(room string)
+	// Authorize asks the gateway's one authorizer whether the client may
+	// have a: nil allows; any error refuses (the reply is "Forbidden",
+	// whatever the reason: a decision or a failure, which fails closed).
+	Authorize(ctx context.Context, a Access) error
 }
+
+// Kinds of Access.
+const (
+	AccessProject = "project" // join project_<id>
+	AccessBatch   = "batch"   // join batch_<id>
+	AccessJob     = "job"     // follow a job's logs
+)
+
+// Access is what a client asks for: to join a project or batch room, or
+// to follow a job's logs.
+type Access struct {
+	Kind string
+	ID   ID
+	// Project is, for AccessJob, the project the client named with the
+	// job (zero when none).
+	Project ID
+}
+
+// ForbiddenMessage is the error reply to a refused join.
+const ForbiddenMessage = "Forbidden"
 
 // Reply is what the gateway emits back to the client (and acknowledges
 // with, when asked). A zero Reply means nothing is sent.
 type Reply struct {
 	Event   string
 	Payload map[string]any
+}
+
+// roomEvent is a client event that joins or leaves one project or batch
+// room.
+type roomEvent struct {
+	field string          // the payload's id field
+	kind  string          // the Access kind a join asks for
+	room  func(ID) string // the room's name
+	join  bool            // join (authorized) or leave
+	reply string          // the reply event
+}
+
+var roomEvents = map[string]roomEvent{
+	EventSubscribeProject:   {"project_id", AccessProject, ProjectRoom, true, ReplySubscribedProject},
+	EventUnsubscribeProject: {"project_id", AccessProject, ProjectRoom, false, ReplyUnsubscribedProject},
+	EventJoinBatch:          {"batch_id", AccessBatch, BatchRoom, true, ReplyJoinedBatch},
+	EventLeaveBatch:         {"batch_id", AccessBatch, BatchRoom, false, ReplyLeftBatch},
 }
 
 // Handles reports whether event is one of the protocol's client events.
@@ -89,29 +130,22 @@ func (p *Protocol) Handle(ctx context.Context, m Member, event string, args []an
 	if !ok {
 		return errorReply("Invalid payload for " + event + ": expected a JSON object")
 	}
+	if re, ok := roomEvents[event]; ok {
+		id, reply, ok := p.id(data, re.field)
+		if !ok {
+			return reply
+		}
+		room := re.room(id)
+		if !re.join {
+			m.Leave(room)
+		} else if err := m.Authorize(ctx, Access{Kind: re.kind, ID: id}); err != nil {
+			return errorReply(ForbiddenMessage)
+		} else {
+			m.Join(room)
+		}
+		return Reply{re.reply, map[string]any{re.field: id.Raw}}
+	}
 	switch event {
-	case EventSubscribeProject, EventUnsubscribeProject:
-		id, reply, ok := p.id(data, "project_id")
-		if !ok {
-			return reply
-		}
-		if event == EventSubscribeProject {
-			m.Join(ProjectRoom(id))
-			return Reply{ReplySubscribedProject, map[string]any{"project_id": id.Raw}}
-		}
-		m.Leave(ProjectRoom(id))
-		return Reply{ReplyUnsubscribedProject, map[string]any{"project_id": id.Raw}}
-	case EventJoinBatch, EventLeaveBatch:
-		id, reply, ok := p.id(data, "batch_id")
-		if !ok {
-			return reply
-		}
-		if event == EventJoinBatch {
-			m.Join(BatchRoom(id))
-			return Reply{ReplyJoinedBatch, map[string]any{"batch_id": id.Raw}}
-		}
-		m.Leave(BatchRoom(id))
-		return Reply{ReplyLeftBatch, map[string]any{"batch_id": id.Raw}}
 	case EventSubscribeLogs:
 		return p.subscribeLogs(ctx, m, data)
 	case EventUnsubscribeLogs:
@@ -142,6 +176,14 @@ func (p *Protocol) subscribeLogs(ctx context.Context, m Member, data map[string]
 		if project, err = ParseID(raw, p.maxIDLength); err != nil {
 			return idError("project_id", err)
 		}
+		if m.Authorize(ctx, Access{Kind: AccessProject, ID: project}) != nil {
+			return errorReply(ForbiddenMessage)
+		}
+	}
+	if m.Authorize(ctx, Access{Kind: AccessJob, ID: job, Project: project}) != nil {
+		return errorReply(ForbiddenMessage)
+	}
+	if project.Key != "" {
 		m.Join(ProjectRoom(project))
 	}
 	kind := jobType(job)

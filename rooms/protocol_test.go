@@ -3,6 +3,7 @@ package rooms
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"slices"
 	"strings"
@@ -10,11 +11,24 @@ import (
 	"testing"
 )
 
-// fakeMember records joins and leaves; it stands in for a socket.
+// fakeMember records joins and leaves; it stands in for a socket. deny
+// lists the accesses ("project:77") its authorizer refuses.
 type fakeMember struct {
 	id    string
+	deny  map[string]bool
 	mu    sync.Mutex
 	rooms []string
+	asked []Access
+}
+
+func (m *fakeMember) Authorize(_ context.Context, a Access) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.asked = append(m.asked, a)
+	if m.deny[a.Kind+":"+a.ID.Key] {
+		return errors.New("denied")
+	}
+	return nil
 }
 
 func (m *fakeMember) ID() string { return m.id }
@@ -88,6 +102,56 @@ func TestProtocolHandle(t *testing.T) {
 			}
 			if !slices.Equal(m.rooms, tc.wantRooms) {
 				t.Fatalf("rooms = %v, want %v", m.rooms, tc.wantRooms)
+			}
+		})
+	}
+}
+
+// Every join asks the member's authorizer first; a refusal answers
+// Forbidden, joins nothing and follows nothing. Leaving asks nothing.
+func TestProtocolAuthorizesEveryJoin(t *testing.T) {
+	tests := []struct {
+		name      string
+		event     string
+		payload   string
+		deny      string
+		wantEvent string
+		wantRooms []string
+		wantAsked []string
+	}{
+		{"project allowed", EventSubscribeProject, `{"project_id":42}`, "", ReplySubscribedProject, []string{"project_42"}, []string{"project:42"}},
+		{"project denied", EventSubscribeProject, `{"project_id":77}`, "project:77", ReplyError, nil, []string{"project:77"}},
+		{"batch denied", EventJoinBatch, `{"batch_id":"b"}`, "batch:b", ReplyError, nil, []string{"batch:b"}},
+		{"logs: project denied, job not even asked", EventSubscribeLogs, `{"job_id":"j","project_id":77}`, "project:77", ReplyError, nil, []string{"project:77"}},
+		{"logs: job denied", EventSubscribeLogs, `{"job_id":"j","project_id":42}`, "job:j", ReplyError, nil, []string{"project:42", "job:j"}},
+		{"logs allowed", EventSubscribeLogs, `{"job_id":"j","project_id":42}`, "", ReplySubscribed, []string{"project_42"}, []string{"project:42", "job:j"}},
+		{"leaving asks nothing", EventLeaveBatch, `{"batch_id":"b"}`, "batch:b", ReplyLeftBatch, nil, nil},
+		{"an invalid id asks nothing", EventSubscribeProject, `{"project_id":{}}`, "", ReplyError, nil, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := NewMemoryFollows()
+			p := NewProtocol(0, f)
+			m := &fakeMember{id: "s1", deny: map[string]bool{tc.deny: true}}
+			got := p.Handle(context.Background(), m, tc.event, decode(t, tc.payload))
+			if got.Event != tc.wantEvent {
+				t.Fatalf("reply %s %v, want %s", got.Event, got.Payload, tc.wantEvent)
+			}
+			if tc.deny != "" && tc.wantEvent == ReplyError && got.Payload["message"] != ForbiddenMessage {
+				t.Fatalf("refusal message = %v", got.Payload["message"])
+			}
+			if !slices.Equal(m.rooms, tc.wantRooms) {
+				t.Fatalf("rooms = %v, want %v", m.rooms, tc.wantRooms)
+			}
+			var asked []string
+			for _, a := range m.asked {
+				asked = append(asked, a.Kind+":"+a.ID.Key)
+			}
+			if !slices.Equal(asked, tc.wantAsked) {
+				t.Fatalf("asked %v, want %v", asked, tc.wantAsked)
+			}
+			if tc.event == EventSubscribeLogs && tc.wantEvent == ReplyError && f.Active("j") {
+				t.Fatal("a refused subscribe_logs followed the job")
 			}
 		})
 	}

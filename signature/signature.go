@@ -1,6 +1,10 @@
-// Package signature verifies HMAC-SHA256 request signatures of the form
-// "sha256=<hex>" (or a bare hex digest) over a raw request body, against
-// one or more secrets, so that a secret can be rotated without downtime.
+// Package signature verifies HMAC-SHA256 request signatures against one or
+// more secrets, so that a secret can be rotated without downtime, in two
+// schemes: "sha256=<hex>" (or a bare hex digest) over the raw request body,
+// as Modal's X-Modal-Signature; and Standard Webhooks (standard.go), over
+// "<id>.<timestamp>.<body>", which a replay cannot reuse. A secret starting
+// with "whsec_" is, in the Standard scheme, the base64 of its key, as the
+// Standard Webhooks libraries expect.
 //
 // Comparison is constant-time and every configured secret is tried, so the
 // time taken does not reveal which secret matched or how much of a digest was
@@ -29,7 +33,8 @@ var (
 
 // Verifier checks signatures against a fixed set of secrets.
 type Verifier struct {
-	secrets [][]byte
+	secrets      [][]byte // keys of the body-only scheme: the secrets' bytes
+	standardKeys [][]byte // keys of the Standard Webhooks scheme (standardKey)
 }
 
 // NewVerifier returns a Verifier accepting a signature made with any of
@@ -39,6 +44,7 @@ func NewVerifier(secrets []string) *Verifier {
 	for _, s := range secrets {
 		if s != "" {
 			v.secrets = append(v.secrets, []byte(s))
+			v.standardKeys = append(v.standardKeys, standardKey(s))
 		}
 	}
 	return v

@@ -27,7 +27,7 @@ func TestRunExitStatuses(t *testing.T) {
 		{"help lists every key", nil, []string{"--help"}, exitOK, "--events-max-body-bytes", ""},
 		{"valid configuration", map[string]string{"GATEWAY_ENV": "development"}, []string{"--check-config"}, exitOK, "configuration is valid", ""},
 		{"invalid value names key, variable and value", map[string]string{"GATEWAY_ENV": "development", "PORT": "abc"}, []string{"--check-config"}, exitConfig, "", `port (PORT) = "abc": must be an integer`},
-		{"production without secret", nil, nil, exitConfig, "", "MODAL_WEBHOOK_SECRET"},
+		{"production without secret", map[string]string{"GATEWAY_AUTH": "none"}, nil, exitConfig, "", "MODAL_WEBHOOK_SECRET"},
 		{"unknown flag", nil, []string{"--nope"}, exitConfig, "", "unknown flag"},
 	}
 	for _, tc := range tests {
@@ -61,7 +61,8 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	_ = ln.Close()
 	t.Setenv("PORT", strconv.Itoa(port))
 	t.Setenv("GATEWAY_HOST", "127.0.0.1")
-	t.Setenv("MODAL_WEBHOOK_SECRET", "test-secret")
+	t.Setenv("MODAL_WEBHOOK_SECRET", "test-secret-of-at-least-32-bytes-long")
+	t.Setenv("GATEWAY_AUTH", "none")
 	t.Setenv("GATEWAY_DRAIN_WINDOW", "0s")
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -99,16 +100,17 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	if code := stop(); code != exitOK {
 		t.Fatalf("exit %d\n%s", code, stderr.String())
 	}
-	var sawShutdown bool
+	var sawShutdown, sawNoneWarning bool
 	for line := range strings.SplitSeq(strings.TrimSpace(stderr.String()), "\n") {
 		var rec map[string]any
 		if err := json.Unmarshal([]byte(line), &rec); err != nil {
 			t.Fatalf("production log line is not JSON: %q", line)
 		}
 		sawShutdown = sawShutdown || rec["msg"] == "shutdown complete"
+		sawNoneWarning = sawNoneWarning || (rec["level"] == "WARN" && strings.Contains(rec["msg"].(string), "every client can read every project"))
 	}
-	if !sawShutdown || strings.Contains(stderr.String(), "test-secret") {
-		t.Fatalf("log lacks the shutdown or holds the secret:\n%s", stderr.String())
+	if !sawShutdown || !sawNoneWarning || strings.Contains(stderr.String(), "test-secret-of-at-least-32-bytes-long") {
+		t.Fatalf("log lacks the shutdown or the auth none warning, or holds the secret:\n%s", stderr.String())
 	}
 }
 

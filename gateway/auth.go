@@ -1,0 +1,123 @@
+package gateway
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/zishang520/socket.io/servers/socket/v3"
+
+	"github.com/meshgen/gateway/auth"
+	"github.com/meshgen/gateway/rooms"
+)
+
+// authTimeout bounds one authentication (a backend call, a JWKS fetch).
+const authTimeout = 5 * time.Second
+
+// unauthorized is the CONNECT_ERROR message of a refused connect, which
+// socket.io-client reports as connect_error with err.message
+// "Unauthorized"; the reason is logged and counted, not sent.
+const unauthorized = "Unauthorized"
+
+// authenticate is the namespace middleware: it runs for every CONNECT,
+// recovered sessions included, and lets the socket in only with a
+// principal from the policy. The open policy answers at once; the others
+// run on a goroutine of their own (the library accepts next from any
+// goroutine and orders it on the socket's queue), bounded by authTimeout.
+func (s *Server) authenticate(sock *socket.Socket, next func(*socket.ExtendedError)) {
+	creds := credentialsOf(sock, s.opts.AuthExtract)
+	if _, open := s.opts.Auth.(auth.Open); open {
+		p, _ := s.opts.Auth.Authenticate(context.Background(), creds)
+		sock.SetData(p)
+		next(nil)
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), authTimeout)
+		defer cancel()
+		p, err := s.opts.Auth.Authenticate(ctx, creds)
+		if err != nil {
+			reason := auth.ReasonOf(err)
+			s.opts.Metrics.AuthConnect(string(reason))
+			s.log.Info("connect refused", slog.String("reason", string(reason)), slog.String("source", creds.Source), slog.String("detail", err.Error()))
+			next(socket.NewExtendedError(unauthorized, nil))
+			return
+		}
+		s.opts.Metrics.AuthConnect("ok")
+		sock.SetData(p)
+		next(nil)
+	}()
+}
+
+// credentialsOf reads the credentials of sock's handshake.
+func credentialsOf(sock *socket.Socket, opts auth.ExtractOptions) auth.Credentials {
+	req := sock.Request()
+	h := http.Header{}
+	for _, name := range []string{"Authorization", "Cookie"} {
+		if v := req.Headers().Peek(name); v != "" {
+			h.Set(name, v)
+		}
+	}
+	var query map[string][]string
+	if opts.Query {
+		if v, ok := req.Query().Get("token"); ok {
+			query = map[string][]string{"token": {v}}
+		}
+	}
+	return auth.Extract(auth.Handshake{Auth: sock.Handshake().Auth, Headers: h, Query: query}, opts)
+}
+
+// principalOf returns the principal authenticate stored on sock.
+func principalOf(sock *socket.Socket) *auth.Principal {
+	if p, ok := sock.Data().(*auth.Principal); ok {
+		return p
+	}
+	return &auth.Principal{} // unreachable: every socket passed authenticate
+}
+
+// expireAt closes sock's transport when its credentials expire (a client
+// whose auth is a function then reconnects with fresh ones); the returned
+// stop cancels it.
+func (s *Server) expireAt(sock *socket.Socket, p *auth.Principal) (stop func() bool) {
+	if p.ExpiresAt.IsZero() {
+		return func() bool { return false }
+	}
+	t := time.AfterFunc(time.Until(p.ExpiresAt), func() {
+		s.opts.Metrics.AuthExpired()
+		s.log.Info("credentials expired: client closed", slog.String("sid", string(sock.Id())), slog.String("user", p.User))
+		sock.Conn().Close(false)
+	})
+	return t.Stop
+}
+
+// member adapts a library socket to rooms.Member; its joins are
+// authorized by the server's policy for its principal.
+type member struct {
+	s    *Server
+	sock *socket.Socket
+	p    *auth.Principal
+}
+
+func (m member) ID() string        { return string(m.sock.Id()) }
+func (m member) Join(room string)  { m.sock.Join(socket.Room(room)) }
+func (m member) Leave(room string) { m.sock.Leave(socket.Room(room)) }
+
+// Authorize implements rooms.Member: the policy decides, every refusal is
+// counted by kind and reason and logged with the user (never a token).
+func (m member) Authorize(ctx context.Context, a rooms.Access) error {
+	err := m.s.opts.Auth.Authorize(ctx, m.p, a)
+	if err == nil {
+		m.s.opts.Metrics.AuthJoin(a.Kind, "ok")
+		return nil
+	}
+	reason := auth.ReasonOf(err)
+	m.s.opts.Metrics.AuthJoin(a.Kind, string(reason))
+	level := slog.LevelInfo
+	if reason == auth.ReasonError {
+		level = slog.LevelWarn
+	}
+	m.s.log.Log(ctx, level, "join refused", slog.String("sid", m.ID()), slog.String("user", m.p.User),
+		slog.String("kind", a.Kind), slog.String("id", a.ID.Key), slog.String("reason", string(reason)), slog.String("detail", err.Error()))
+	return err
+}
