@@ -30,13 +30,13 @@ type Reason string
 
 // Refusal reasons.
 const (
-	ReasonMissing   Reason = "missing"   // no credentials
-	ReasonInvalid   Reason = "invalid"   // malformed, bad signature, wrong issuer or audience
-	ReasonExpired   Reason = "expired"   // exp passed (or nbf not reached)
-	ReasonDenied    Reason = "denied"    // a valid user who may not (backend said no, or not in the claims)
-	ReasonUnknown   Reason = "unknown"   // a batch or job the registry does not tie to an allowed project
-	ReasonError     Reason = "error"     // the backend or the registry failed: refused, fail closed
-	ReasonTooLarge  Reason = "too_large" // credentials over MaxTokenBytes
+	ReasonMissing  Reason = "missing"   // no credentials
+	ReasonInvalid  Reason = "invalid"   // malformed, bad signature, wrong issuer or audience
+	ReasonExpired  Reason = "expired"   // exp passed (or nbf not reached)
+	ReasonDenied   Reason = "denied"    // a valid user who may not (backend said no, or not in the claims)
+	ReasonUnknown  Reason = "unknown"   // a batch or job the registry does not tie to an allowed project
+	ReasonError    Reason = "error"     // the backend or the registry failed: refused, fail closed
+	ReasonTooLarge Reason = "too_large" // credentials over MaxTokenBytes
 )
 
 // Refusal is an authentication or authorization refusal with its reason.

@@ -352,7 +352,11 @@ func TestBackend(t *testing.T) {
 	var calls []string
 	var mu sync.Mutex
 	p, err := auth.NewBackend(auth.BackendConfig{URL: srv.URL, Secret: backendKey, Timeout: 300 * time.Millisecond, CacheTTL: time.Hour,
-		OnCall: func(kind, outcome string, _ time.Duration) { mu.Lock(); calls = append(calls, kind+" "+outcome); mu.Unlock() }})
+		OnCall: func(kind, outcome string, _ time.Duration) {
+			mu.Lock()
+			calls = append(calls, kind+" "+outcome)
+			mu.Unlock()
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
