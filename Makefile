@@ -25,7 +25,9 @@ FUZZ_TARGETS := \
 	./registry:FuzzServe \
 	./publish:FuzzServe \
 	./flaskqueue:FuzzDecodePickle \
-	./flaskqueue:FuzzDecode
+	./flaskqueue:FuzzDecode \
+	./status:FuzzParseLoginForm \
+	./status:FuzzAuthorization
 
 .PHONY: help
 help: ## list the targets

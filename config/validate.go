@@ -11,6 +11,7 @@ import (
 
 	"github.com/meshgen/gateway/event"
 	"github.com/meshgen/gateway/rooms"
+	"github.com/meshgen/gateway/status"
 )
 
 // ErrInvalid is wrapped by every validation error.
@@ -126,6 +127,9 @@ func (c Config) Validate() error {
 	if c.RedisStream == "" || c.FlaskChannel == "" || c.LogsChannel == "" {
 		return fmt.Errorf("%w: redis-stream, flask-channel and logs-channel must not be empty", ErrInvalid)
 	}
+	if err := c.validateStatus(); err != nil {
+		return err
+	}
 	for _, name := range c.ExtraEvents {
 		if err := event.CheckExtra(name); err != nil {
 			return invalid("extra-events", name, err.Error())
@@ -159,4 +163,27 @@ func redact(raw string) string {
 		return "<unparseable URL>"
 	}
 	return u.Redacted()
+}
+
+// validateStatus checks the status page's bounds.
+func (c Config) validateStatus() error {
+	if c.StatusToken != "" && len(c.StatusToken) < status.MinTokenLength {
+		return fmt.Errorf("%w: status-token (GATEWAY_STATUS_TOKEN) is shorter than %d characters; use a long random value", ErrInvalid, status.MinTokenLength)
+	}
+	for _, b := range []struct {
+		key        string
+		value, max int
+	}{
+		{"status-max-streams", c.StatusMaxStreams, 10_000},
+		{"status-recent", c.StatusRecent, status.MaxRecent},
+		{"status-login-attempts", c.StatusLoginAttempts, 10_000},
+	} {
+		if b.value < 1 || b.value > b.max {
+			return invalid(b.key, b.value, fmt.Sprintf("must be between 1 and %d", b.max))
+		}
+	}
+	if c.StatusInterval < 100*time.Millisecond || c.StatusInterval > time.Minute {
+		return invalid("status-interval", c.StatusInterval, "must be between 100ms and 1m")
+	}
+	return nil
 }

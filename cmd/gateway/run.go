@@ -45,7 +45,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 
 	log := newLogger(cfg, stderr).With(slog.String("version", version))
-	a, err := app.New(cfg, log)
+	a, err := app.New(cfg, log, version)
 	if err != nil {
 		log.Error("start-up failed", slog.String("error", err.Error()))
 		return exitFailure
