@@ -27,7 +27,8 @@ FUZZ_TARGETS := \
 	./flaskqueue:FuzzDecodePickle \
 	./flaskqueue:FuzzDecode \
 	./status:FuzzParseLoginForm \
-	./status:FuzzAuthorization
+	./status:FuzzAuthorization \
+	./sioclient:FuzzParseEvent
 
 .PHONY: help
 help: ## list the targets

@@ -13,6 +13,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
+	"net/http"
 	"strings"
 )
 
@@ -95,4 +96,12 @@ func Sign(secret, body []byte) []byte {
 // Header returns the header value signing body with secret: "sha256=<hex>".
 func Header(secret string, body []byte) string {
 	return Prefix + hex.EncodeToString(Sign([]byte(secret), body))
+}
+
+// SignRequest signs an outgoing request: it sets header to Header(secret,
+// body), body being the exact bytes r sends. Every request the gateway
+// signs itself (the CLI's webhook, publish and job registry commands)
+// goes through here, so a change of signature scheme is made once.
+func SignRequest(r *http.Request, header, secret string, body []byte) {
+	r.Header.Set(header, Header(secret, body))
 }

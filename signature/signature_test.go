@@ -1,9 +1,11 @@
 package signature
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 )
@@ -92,5 +94,19 @@ func BenchmarkVerify(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// A request signed with SignRequest passes the Verifier of the same
+// secret, and only that one.
+func TestSignRequest(t *testing.T) {
+	body := []byte(`{"job_id":"j1","status":"completed"}`)
+	r, _ := http.NewRequest(http.MethodPost, "http://gateway/api/webhooks/modal", bytes.NewReader(body))
+	SignRequest(r, "X-Modal-Signature", "s1", body)
+	if err := NewVerifier([]string{"old", "s1"}).Verify(r.Header.Get("X-Modal-Signature"), body); err != nil {
+		t.Fatalf("signed request refused: %v", err)
+	}
+	if err := NewVerifier([]string{"s2"}).Verify(r.Header.Get("X-Modal-Signature"), body); err == nil {
+		t.Fatal("accepted under another secret")
 	}
 }
