@@ -250,7 +250,9 @@ func TestTailFollowsAndResubscribes(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	var stdout, stderr lockedBuffer
 	done := make(chan int, 1)
-	go func() { done <- Execute(ctx, []string{"tail", "--project", "42", "--batch", "7", "--url", gw.url}, testOptions(&stdout, &stderr)) }()
+	go func() {
+		done <- Execute(ctx, []string{"tail", "--project", "42", "--batch", "7", "--url", gw.url}, testOptions(&stdout, &stderr))
+	}()
 	waitFor(t, &stdout, `"event":"joined_batch"`)
 	if code, out, errOut := execute(t.Context(), "webhook", "send", "--job-id", "j1", "--status", "completed", "--project", "42", "--url", gw.url); code != ExitOK {
 		t.Fatalf("send: %d %q %q", code, out, errOut)
