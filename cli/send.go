@@ -71,6 +71,31 @@ func send(ctx context.Context, opts Options, p signedPost) error {
 	return nil
 }
 
+// route is a producer endpoint: its path, its signature header and the
+// config key of its secrets.
+type route struct{ path, header, secretKey string }
+
+// postCommand is the RunE of a command that builds a body from its flags
+// and posts it to r, signed with the first of the secrets the
+// configuration gives.
+func postCommand(fs *pflag.FlagSet, opts Options, r route, secrets func(config.Config) []string,
+	body func(*cobra.Command, config.Config) ([]byte, error)) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		cfg, err := clientConfig(fs)
+		if err != nil {
+			return err
+		}
+		b, err := body(cmd, cfg)
+		if err != nil {
+			return err
+		}
+		return send(cmd.Context(), opts, signedPost{
+			url: baseURL(cmd, cfg) + r.path, header: r.header,
+			secrets: secrets(cfg), envName: config.EnvName(r.secretKey), body: b,
+		})
+	}
+}
+
 // jsonValue checks that s (a flag's value) is JSON.
 func jsonValue(flag, s string) (json.RawMessage, error) {
 	if !json.Valid([]byte(s)) {
@@ -142,20 +167,9 @@ func webhookCommand(fs *pflag.FlagSet, opts Options) *cobra.Command {
 	_ = cmd.MarkFlagRequired("job-id")
 	_ = cmd.MarkFlagRequired("status")
 	cmd.MarkFlagsMutuallyExclusive("result", "error")
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		cfg, err := clientConfig(fs)
-		if err != nil {
-			return err
-		}
-		body, err := webhookBody(cmd.Flags())
-		if err != nil {
-			return err
-		}
-		return send(cmd.Context(), opts, signedPost{
-			url: baseURL(cmd, cfg) + webhook.Path, header: webhook.SignatureHeader,
-			secrets: cfg.ModalWebhookSecrets, envName: config.EnvName("modal-webhook-secret"), body: body,
-		})
-	}
+	cmd.RunE = postCommand(fs, opts, route{webhook.Path, webhook.SignatureHeader, "modal-webhook-secret"},
+		func(cfg config.Config) []string { return cfg.ModalWebhookSecrets },
+		func(cmd *cobra.Command, _ config.Config) ([]byte, error) { return webhookBody(cmd.Flags()) })
 	wh.AddCommand(cmd)
 	return wh
 }
@@ -203,20 +217,11 @@ func publishCommand(fs *pflag.FlagSet, opts Options) *cobra.Command {
 	addURLFlag(cmd)
 	cmd.MarkFlagsMutuallyExclusive("file", "event")
 	cmd.MarkFlagsOneRequired("file", "event")
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		cfg, err := clientConfig(fs)
-		if err != nil {
-			return err
-		}
-		body, err := publishBody(cmd, cfg.EventsMaxBodyBytes)
-		if err != nil {
-			return err
-		}
-		return send(cmd.Context(), opts, signedPost{
-			url: baseURL(cmd, cfg) + publish.Path, header: httpapi.SignatureHeader,
-			secrets: cfg.EventsSecrets, envName: config.EnvName("events-secret"), body: body,
+	cmd.RunE = postCommand(fs, opts, route{publish.Path, httpapi.SignatureHeader, "events-secret"},
+		func(cfg config.Config) []string { return cfg.EventsSecrets },
+		func(cmd *cobra.Command, cfg config.Config) ([]byte, error) {
+			return publishBody(cmd, cfg.EventsMaxBodyBytes)
 		})
-	}
 	return cmd
 }
 
@@ -272,20 +277,9 @@ func jobsCommand(fs *pflag.FlagSet, opts Options) *cobra.Command {
 	f.Int("total", 0, "the batch's total number of jobs (default: the jobs given)")
 	addURLFlag(cmd)
 	_ = cmd.MarkFlagRequired("project")
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		cfg, err := clientConfig(fs)
-		if err != nil {
-			return err
-		}
-		body, err := jobsBody(cmd.Flags())
-		if err != nil {
-			return err
-		}
-		return send(cmd.Context(), opts, signedPost{
-			url: baseURL(cmd, cfg) + registry.Path, header: httpapi.SignatureHeader,
-			secrets: cfg.JobsSecrets, envName: config.EnvName("jobs-secret"), body: body,
-		})
-	}
+	cmd.RunE = postCommand(fs, opts, route{registry.Path, httpapi.SignatureHeader, "jobs-secret"},
+		func(cfg config.Config) []string { return cfg.JobsSecrets },
+		func(cmd *cobra.Command, _ config.Config) ([]byte, error) { return jobsBody(cmd.Flags()) })
 	jobs.AddCommand(cmd)
 	return jobs
 }

@@ -78,9 +78,13 @@ func serve(t *testing.T, opts Options) (*Server, *httptest.Server) {
 // cookie.
 var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
-func get(t *testing.T, url string, header map[string]string) *http.Response {
+// do sends a request (no redirect followed) and returns the answer.
+func do(t *testing.T, method, url, body string, header map[string]string) *http.Response {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	if method == http.MethodPost {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
@@ -92,19 +96,14 @@ func get(t *testing.T, url string, header map[string]string) *http.Response {
 	return res
 }
 
+func get(t *testing.T, url string, header map[string]string) *http.Response {
+	t.Helper()
+	return do(t, http.MethodGet, url, "", header)
+}
+
 func login(t *testing.T, base, body string, header map[string]string) *http.Response {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, base+LoginPath, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	res, err := noRedirect.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { res.Body.Close() })
-	return res
+	return do(t, http.MethodPost, base+LoginPath, body, header)
 }
 
 func TestTokenGuardsEveryRouteButAssets(t *testing.T) {

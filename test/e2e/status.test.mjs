@@ -4,26 +4,12 @@
 // token in production.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { Gateway, GATEWAY_BIN } from './lib/gateway.mjs';
+import { Gateway, runOnce } from './lib/gateway.mjs';
 import { clientTracker, connected } from './lib/client.mjs';
 import { browserSkip, consoleErrors, launch } from './lib/browser.mjs';
 
 const SECRET = 'status-e2e-webhook-secret';
 const TOKEN = 'status-e2e-token-0123456789';
-
-/** Runs the binary with args and env to completion: {code, stdout, stderr}. */
-function cli(args, env) {
-  return new Promise((resolve) => {
-    const proc = spawn(GATEWAY_BIN, args, { env: { PATH: process.env.PATH, ...env } });
-    let stdout = '';
-    let stderr = '';
-    proc.stdout.on('data', (d) => { stdout += d; });
-    proc.stderr.on('data', (d) => { stderr += d; });
-    const timer = setTimeout(() => proc.kill('SIGKILL'), 15000);
-    proc.on('exit', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
-  });
-}
 
 describe('status page in Chromium', { skip: browserSkip }, () => {
   const gw = new Gateway({ env: {
@@ -72,7 +58,7 @@ describe('status page in Chromium', { skip: browserSkip }, () => {
     }
     await page.waitForFunction(() => document.getElementById('clients-total').textContent === '3');
 
-    const sent = await cli(['webhook', 'send', '--job-id', 'status-j1', '--status', 'completed', '--project', '42', '--url', gw.url],
+    const sent = await runOnce(['webhook', 'send', '--job-id', 'status-j1', '--status', 'completed', '--project', '42', '--url', gw.url],
       { MODAL_WEBHOOK_SECRET: SECRET });
     assert.equal(sent.code, 0, sent.stderr);
     assert.match(sent.stdout, /"status":"ok"/);
