@@ -4,7 +4,8 @@
 // token in production.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Gateway, runOnce } from './lib/gateway.mjs';
+import { Gateway, runOnce, waitUntil } from './lib/gateway.mjs';
+import { Redis, redisSkip } from './lib/redis.mjs';
 import { clientTracker, connected } from './lib/client.mjs';
 import { browserSkip, consoleErrors, launch } from './lib/browser.mjs';
 
@@ -91,6 +92,29 @@ describe('status page off in production without a token', () => {
   it('answers 404', async () => {
     for (const path of ['/status', '/status/events', '/status/login']) {
       assert.equal((await fetch(`${gw.url}${path}`)).status, 404, path);
+    }
+  });
+});
+
+describe('status page of a cluster', { skip: redisSkip }, () => {
+  it('lists every node announced in Redis, and drops one that stopped', async () => {
+    const redis = new Redis();
+    await redis.start();
+    const env = { REDIS_URL: redis.url, GATEWAY_STATUS_INTERVAL: '200ms' };
+    const a = new Gateway({ env });
+    const b = new Gateway({ env: { ...env, GATEWAY_ROLE: 'webhook' } });
+    try {
+      await Promise.all([a.start(), b.start()]);
+      const nodes = async () => (await (await fetch(`${a.url}/status/state`)).json()).nodes;
+      await waitUntil('two nodes on the page', async () => (await nodes()).length === 2);
+      assert.deepEqual((await nodes()).map((n) => n.role).sort(), ['all', 'webhook']);
+      assert.ok((await nodes()).every((n) => n.ready));
+      assert.equal((await b.stop()).code, 0);
+      await waitUntil('the stopped node expires', async () => (await nodes()).length === 1, 5000);
+      assert.equal((await a.stop()).code, 0);
+    } finally {
+      a.kill(); b.kill();
+      await redis.destroy();
     }
   });
 });
