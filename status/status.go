@@ -248,16 +248,21 @@ func (s *Server) Sample(ctx context.Context) {
 	st.Nodes = nodes
 
 	s.mu.Lock()
-	if s.prev != nil {
-		if p, ok := rates(*s.prev, counters, now.Sub(s.prevAt)); ok {
-			p.At = now
-			s.history = append(s.history, p)
-			if len(s.history) > HistoryLength {
-				s.history = append(s.history[:0], s.history[len(s.history)-HistoryLength:]...)
+	// A sample closer than half an interval to the last (a page's first
+	// request racing Run) refreshes the state but draws no point: its
+	// rates would be noise.
+	if s.prev == nil || now.Sub(s.prevAt) >= s.opts.Interval/2 {
+		if s.prev != nil {
+			if p, ok := rates(*s.prev, counters, now.Sub(s.prevAt)); ok {
+				p.At = now
+				s.history = append(s.history, p)
+				if len(s.history) > HistoryLength {
+					s.history = append(s.history[:0], s.history[len(s.history)-HistoryLength:]...)
+				}
 			}
 		}
+		s.prev, s.prevAt = &counters, now
 	}
-	s.prev, s.prevAt = &counters, now
 	st.History = append([]Point(nil), s.history...)
 	b, err := json.Marshal(st)
 	if err != nil {

@@ -287,13 +287,18 @@ func TestStreamsBound(t *testing.T) {
 
 func TestStreamPushesSamples(t *testing.T) {
 	p := &probe{}
-	s, srv := serve(t, Options{Probe: p, Interval: time.Hour})
+	s, srv := serve(t, Options{Probe: p, Interval: 100 * time.Millisecond})
 	_, r := stream(t, t.Context(), srv.URL)
 	first := nextState(t, r)
 	if first.Node.ID != "node-a" || !first.Node.Ready || len(first.Nodes) != 1 || first.Nodes[0].Clients["websocket"] != 2 {
 		t.Fatalf("first state %+v", first)
 	}
 	p.add(10, 4)
+	s.Sample(t.Context()) // at once: no point, the interval has not half passed
+	if st := nextState(t, r); len(st.History) != 0 {
+		t.Fatalf("a sample right after another drew a point: %+v", st.History)
+	}
+	time.Sleep(60 * time.Millisecond)
 	s.Sample(t.Context())
 	st := nextState(t, r)
 	if len(st.History) != 1 || st.History[0].Emitted <= 0 || st.History[0].Webhooks["2xx"] <= 0 {
