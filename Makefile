@@ -28,7 +28,10 @@ FUZZ_TARGETS := \
 	./publish:FuzzServe \
 	./publish:FuzzMembers \
 	./flaskqueue:FuzzDecodePickle \
-	./flaskqueue:FuzzDecode
+	./flaskqueue:FuzzDecode \
+	./status:FuzzParseLoginForm \
+	./status:FuzzAuthorization \
+	./sioclient:FuzzParseEvent
 
 .PHONY: help
 help: ## list the targets

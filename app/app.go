@@ -32,6 +32,7 @@ import (
 	"github.com/meshgen/gateway/auth"
 	"github.com/meshgen/gateway/bus"
 	"github.com/meshgen/gateway/config"
+	"github.com/meshgen/gateway/event"
 	"github.com/meshgen/gateway/flaskbridge"
 	"github.com/meshgen/gateway/gateway"
 	"github.com/meshgen/gateway/health"
@@ -42,6 +43,7 @@ import (
 	"github.com/meshgen/gateway/replay"
 	"github.com/meshgen/gateway/rooms"
 	"github.com/meshgen/gateway/signature"
+	"github.com/meshgen/gateway/status"
 	"github.com/meshgen/gateway/webhook"
 )
 
@@ -56,13 +58,15 @@ type App struct {
 	consume sync.WaitGroup
 
 	consumerErr chan error
-	debug       *debugServer // nil unless debug-addr is set
+	debug       *debugServer   // nil unless debug-addr is set
+	status      *status.Server // nil when the status page is off
 	// background tasks run from Serve until shutdown (after the consumer).
 	background []func(context.Context)
 }
 
-// New builds the process from cfg. Nothing listens until Run.
-func New(cfg config.Config, log *slog.Logger) (*App, error) {
+// New builds the process from cfg; version names the build on the status
+// page. Nothing listens until Run.
+func New(cfg config.Config, log *slog.Logger, version string) (*App, error) {
 	a := &App{cfg: cfg, log: log, health: &health.Checker{}, consumerErr: make(chan error, 1)}
 	m := metrics.New()
 	var (
@@ -106,7 +110,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	}
 
 	if cfg.ServesSockets() {
-		policy, err := newPolicy(cfg, store, m)
+		policy, err := newPolicy(cfg, store, m, log)
 		if err != nil {
 			return nil, err
 		}
@@ -151,6 +155,16 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		})
 	}
 
+	a.status = a.newStatus(node, version, m, rb)
+	m.Gauge("gateway_ready", "1 when this node is ready (GET /readyz answers 200), else 0.", func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if len(a.health.Ready(ctx)) > 0 {
+			return 0
+		}
+		return 1
+	})
+
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
@@ -172,6 +186,10 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	}
 	a.health.Register(e)
 	m.Register(e)
+	if a.status != nil {
+		a.status.Register(e)
+		a.background = append(a.background, a.status.Run)
+	}
 	publisher := m.Publisher(a.bus)
 	if a.gw != nil {
 		e.Any(gateway.Path+"*", echo.WrapHandler(a.gw.Handler()))
@@ -237,14 +255,14 @@ func (a *App) producerRoutes(e *echo.Echo, store registry.Store, publisher bus.P
 
 // newPolicy builds the auth policy of cfg's mode; the registry ties
 // batches and jobs to projects for the jwt mode.
-func newPolicy(cfg config.Config, owners auth.Owners, m *metrics.Metrics) (auth.Policy, error) {
+func newPolicy(cfg config.Config, owners auth.Owners, m *metrics.Metrics, log *slog.Logger) (auth.Policy, error) {
 	switch cfg.AuthMode() {
 	case auth.ModeJWT:
 		p, err := auth.NewJWT(context.Background(), auth.JWTConfig{
 			Secrets: cfg.JWTSecrets, PublicKeys: cfg.JWTPublicKeys, JWKSURL: cfg.JWKSURL, JWKSRefresh: cfg.JWKSRefresh,
 			Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, Leeway: cfg.JWTLeeway,
 			ProjectsClaim: cfg.JWTProjectsClaim, BatchesClaim: cfg.JWTBatchesClaim,
-			Owners: owners, MaxIDLength: cfg.MaxIDLength,
+			Owners: owners, MaxIDLength: cfg.MaxIDLength, Logger: log.With(slog.String("component", "auth")),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("app: %w", err)
@@ -291,7 +309,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	defer stopConsumer()
 	if a.gw != nil {
 		a.consume.Go(func() {
-			err := a.bus.Consume(consumeCtx, a.gw.Deliver)
+			err := a.bus.Consume(consumeCtx, a.deliver)
 			if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, bus.ErrClosed) {
 				a.log.Error("bus consumer stopped; this node delivers nothing", slog.String("error", err.Error()))
 				a.consumerErr <- err
@@ -325,6 +343,15 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	return a.shutdown(stopConsumer)
 }
 
+// deliver hands a consumed event to the sockets, then to the status page's
+// list of the latest events.
+func (a *App) deliver(e event.Event) {
+	a.gw.Deliver(e)
+	if a.status != nil {
+		a.status.Observe(e)
+	}
+}
+
 // shutdown runs the shutdown order of the package doc.
 func (a *App) shutdown(stopConsumer context.CancelFunc) error {
 	a.log.Info("shutting down", slog.Duration("drain_window", a.cfg.DrainWindow), slog.Duration("timeout", a.cfg.ShutdownTimeout))
@@ -334,6 +361,9 @@ func (a *App) shutdown(stopConsumer context.CancelFunc) error {
 
 	if a.gw != nil {
 		a.gw.Drain(ctx, a.cfg.DrainWindow)
+	}
+	if a.status != nil {
+		a.status.Close() // ends the live streams, which the HTTP server would wait for
 	}
 	var wg sync.WaitGroup
 	var httpErr, gwErr error
@@ -361,7 +391,7 @@ func requestLogger(log *slog.Logger) echo.MiddlewareFunc {
 	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
 		Skipper: func(c echo.Context) bool {
 			p := c.Request().URL.Path
-			return strings.HasPrefix(p, gateway.Path) || p == health.LivePath || p == health.ReadyPath || p == health.HealthzPath || p == metrics.Path
+			return strings.HasPrefix(p, gateway.Path) || p == health.LivePath || p == health.ReadyPath || p == health.HealthzPath || p == metrics.Path || isStatusPath(p)
 		},
 		LogStatus:    true,
 		LogURIPath:   true,

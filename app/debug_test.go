@@ -25,7 +25,7 @@ func TestDebugAddrServesProfilerOnItsOwnListener(t *testing.T) {
 	cfg.Env = config.EnvDevelopment
 	cfg.DebugAddr = debugAddr
 	cfg.DrainWindow = 0
-	a, err := New(cfg, slog.New(slog.DiscardHandler))
+	a, err := New(cfg, slog.New(slog.DiscardHandler), "test")
 	if err != nil {
 		t.Fatal(err)
 	}

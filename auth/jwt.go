@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -65,6 +66,8 @@ type JWTConfig struct {
 	Owners Owners
 	// MaxIDLength bounds the ids of the claims.
 	MaxIDLength int
+	// Logger receives the JWKS fetch failures. Nil means slog.Default().
+	Logger *slog.Logger
 }
 
 // JWT is the jwt mode's Policy.
@@ -109,13 +112,24 @@ func NewJWT(ctx context.Context, cfg JWTConfig) (*JWT, error) {
 		j.keys = append(j.keys, key)
 	}
 	if cfg.JWKSURL != "" {
+		log := cfg.Logger
+		if log == nil {
+			log = slog.Default()
+		}
 		k, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{cfg.JWKSURL}, keyfunc.Override{
 			HTTPTimeout:       jwksTimeout,
 			RefreshInterval:   cfg.JWKSRefresh,
 			RefreshUnknownKID: rate.NewLimiter(rate.Every(cfg.JWKSRefresh), 1),
-			// An unknown key id must not hold a handshake: when the
-			// limiter would make it wait, the token is refused at once.
-			RateLimitWaitMax: time.Millisecond,
+			// Bounds the refresh for an unknown key id, the fetch
+			// included. The limiter refuses at once when its next token
+			// is further away than this (so with a refresh interval over
+			// jwksTimeout an unknown kid never waits for it).
+			RateLimitWaitMax: jwksTimeout,
+			RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
+				return func(ctx context.Context, err error) {
+					log.WarnContext(ctx, "JWKS not fetched: tokens of keys not yet known are refused", slog.String("url", u), slog.String("error", err.Error()))
+				}
+			},
 		})
 		if err != nil {
 			return nil, fmt.Errorf("auth: JWKS %s: %w", cfg.JWKSURL, err)

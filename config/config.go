@@ -12,6 +12,7 @@ import (
 	"github.com/meshgen/gateway/registry"
 	"github.com/meshgen/gateway/rooms"
 	"github.com/meshgen/gateway/signature"
+	"github.com/meshgen/gateway/status"
 )
 
 // Roles accepted by Config.Role.
@@ -278,6 +279,33 @@ type Config struct {
 	// hard deadline for a graceful stop after SIGTERM, drain included.
 	// Default 30s.
 	ShutdownTimeout time.Duration `mapstructure:"shutdown-timeout"`
+
+	// StatusToken is `status-token` / GATEWAY_STATUS_TOKEN, the token of the
+	// status page (/status), given as "Authorization: Bearer <token>" or
+	// through its login form. Empty (the default) turns the page off in
+	// production; development then serves it without a token.
+	StatusToken string `mapstructure:"status-token"`
+
+	// StatusMaxStreams is `status-max-streams` / GATEWAY_STATUS_MAX_STREAMS,
+	// how many live status streams (Server-Sent Events) one node serves at
+	// once; more answer 503. Default 16.
+	StatusMaxStreams int `mapstructure:"status-max-streams"`
+
+	// StatusRecent is `status-recent` / GATEWAY_STATUS_RECENT, how many of
+	// the latest events the status page lists. Default 50, at most 1000.
+	StatusRecent int `mapstructure:"status-recent"`
+
+	// StatusLoginAttempts is `status-login-attempts` /
+	// GATEWAY_STATUS_LOGIN_ATTEMPTS, how many wrong status tokens one node
+	// accepts per minute; once spent, every login answers 429 until the
+	// minute refills (sessions already logged in keep working). Default 10.
+	StatusLoginAttempts int `mapstructure:"status-login-attempts"`
+
+	// StatusInterval is `status-interval` / GATEWAY_STATUS_INTERVAL, how
+	// often the status page's figures are sampled, pushed to open pages and
+	// announced to the other nodes (through Redis, with an expiry of three
+	// intervals). Default 2s.
+	StatusInterval time.Duration `mapstructure:"status-interval"`
 }
 
 // Default returns the configuration used when nothing is set. Where a
@@ -317,6 +345,10 @@ func Default() Config {
 		PingTimeout:           gateway.DefaultPingTimeout,
 		ConnectTimeout:        gateway.DefaultConnectTimeout,
 		ShutdownTimeout:       30 * time.Second,
+		StatusMaxStreams:      status.DefaultMaxStreams,
+		StatusRecent:          status.DefaultRecent,
+		StatusLoginAttempts:   status.DefaultLoginAttempts,
+		StatusInterval:        status.DefaultInterval,
 	}
 }
 
@@ -343,6 +375,10 @@ func (c Config) ServesSockets() bool { return c.Role != RoleWebhook }
 // ServesProducers reports whether this node serves the webhook and the
 // producer APIs.
 func (c Config) ServesProducers() bool { return c.Role != RoleSocket }
+
+// ServesStatus reports whether this node serves the status page: with a
+// token, or in development.
+func (c Config) ServesStatus() bool { return c.StatusToken != "" || c.Development() }
 
 // AllowedOrigins returns the CORS origins in effect: the configured ones, or
 // DevOrigins in development when none are configured.
@@ -385,5 +421,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("ping_timeout", c.PingTimeout),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
 		slog.String("debug_addr", c.DebugAddr),
+		slog.Bool("status_token", c.StatusToken != ""),
+		slog.Int("status_max_streams", c.StatusMaxStreams),
 	)
 }

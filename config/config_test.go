@@ -127,6 +127,11 @@ func TestLoadInvalid(t *testing.T) {
 		{"debug addr without port", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_DEBUG_ADDR": "127.0.0.1"}, nil, `debug-addr (GATEWAY_DEBUG_ADDR) = "127.0.0.1"`},
 		{"debug addr on the main port", map[string]string{"GATEWAY_ENV": "development"}, []string{"--debug-addr", ":5000"}, "must differ from the main listen address"},
 		{"extra event with space", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_EXTRA_EVENTS": "ok,bad name"}, nil, `extra-events (GATEWAY_EXTRA_EVENTS) = "bad name"`},
+		{"short status token", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_STATUS_TOKEN": "short"}, nil, "status-token (GATEWAY_STATUS_TOKEN) is shorter than 16"},
+		{"status ring too large", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_STATUS_RECENT": "5000"}, nil, `status-recent (GATEWAY_STATUS_RECENT) = "5000": must be between 1 and 1000`},
+		{"no status streams", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_STATUS_MAX_STREAMS": "0"}, nil, `status-max-streams (GATEWAY_STATUS_MAX_STREAMS) = "0"`},
+		{"no login attempts", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_STATUS_LOGIN_ATTEMPTS": "0"}, nil, `status-login-attempts (GATEWAY_STATUS_LOGIN_ATTEMPTS) = "0"`},
+		{"status interval too short", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_STATUS_INTERVAL": "10ms"}, nil, `status-interval (GATEWAY_STATUS_INTERVAL) = "10ms"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -161,7 +166,8 @@ func TestLogValueHidesSecrets(t *testing.T) {
 	c := Default()
 	c.ModalWebhookSecrets = []string{"very-secret"}
 	c.RedisURL = "redis://:pw@host"
-	if s := c.LogValue().String(); strings.Contains(s, "very-secret") || strings.Contains(s, "pw@") {
+	c.StatusToken = "status-token-secret"
+	if s := c.LogValue().String(); strings.Contains(s, "very-secret") || strings.Contains(s, "pw@") || strings.Contains(s, "status-token-secret") {
 		t.Fatalf("LogValue leaks: %s", s)
 	}
 }

@@ -109,6 +109,11 @@ func NewFlagSet(name string, out io.Writer) *pflag.FlagSet {
 	fs.Duration("signature-tolerance", d.SignatureTolerance, usage("signature-tolerance", "how far a webhook-timestamp may be from now"))
 	fs.String("debug-addr", d.DebugAddr, usage("debug-addr", "host:port serving /debug/pprof/ on its own listener; empty serves none"))
 	fs.Duration("shutdown-timeout", d.ShutdownTimeout, usage("shutdown-timeout", "hard deadline for a graceful stop"))
+	fs.String("status-token", "", usage("status-token", "token of the status page /status (bearer or login form); empty turns it off in production"))
+	fs.Int("status-max-streams", d.StatusMaxStreams, usage("status-max-streams", "live status streams one node serves at once (503 above)"))
+	fs.Int("status-recent", d.StatusRecent, usage("status-recent", "latest events the status page lists"))
+	fs.Int("status-login-attempts", d.StatusLoginAttempts, usage("status-login-attempts", "wrong status tokens accepted per minute before logins answer 429"))
+	fs.Duration("status-interval", d.StatusInterval, usage("status-interval", "how often the status figures are sampled, pushed and announced"))
 	fs.Bool("check-config", false, "load and validate the configuration, print the outcome and exit (0 when valid, 2 when not)")
 	fs.Bool("version", false, "print the version and exit")
 	fs.BoolP("help", "h", false, "show this help")
@@ -126,7 +131,28 @@ func Load(fs *pflag.FlagSet, args []string) (Config, error) {
 		fs.PrintDefaults()
 		return Config{}, ErrHelp
 	}
+	return LoadParsed(fs)
+}
 
+// LoadParsed is Load on a FlagSet that is already parsed (by a command
+// line library that holds fs's flags).
+func LoadParsed(fs *pflag.FlagSet) (Config, error) {
+	c, err := Read(fs)
+	if err != nil {
+		return Config{}, err
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// Read is LoadParsed without Validate: every value has the form its field
+// needs, but the whole need not be a configuration a server could start
+// with. The client commands (gateway webhook send, tail, ...) read the
+// secrets and the port this way: they run where no server secret is
+// required.
+func Read(fs *pflag.FlagSet) (Config, error) {
 	v := viper.New()
 	d := Default()
 	setDefaults(v, d)
@@ -180,9 +206,7 @@ func Load(fs *pflag.FlagSet, args []string) (Config, error) {
 	c.Auth = strings.ToLower(strings.TrimSpace(c.Auth))
 	c.Role = strings.ToLower(strings.TrimSpace(c.Role))
 	c.Env = strings.ToLower(strings.TrimSpace(c.Env))
-	if err := c.Validate(); err != nil {
-		return Config{}, err
-	}
+	c.StatusToken = strings.TrimSpace(c.StatusToken)
 	return c, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/meshgen/gateway/auth"
 	"github.com/meshgen/gateway/event"
 	"github.com/meshgen/gateway/rooms"
+	"github.com/meshgen/gateway/status"
 )
 
 // ErrInvalid is wrapped by every validation error.
@@ -139,6 +140,9 @@ func (c Config) Validate() error {
 	if err := c.validateSecrets(); err != nil {
 		return err
 	}
+	if err := c.validateStatus(); err != nil {
+		return err
+	}
 	for _, name := range c.ExtraEvents {
 		if err := event.CheckExtra(name); err != nil {
 			return invalid("extra-events", name, err.Error())
@@ -256,4 +260,27 @@ func redact(raw string) string {
 		return "<unparseable URL>"
 	}
 	return u.Redacted()
+}
+
+// validateStatus checks the status page's bounds.
+func (c Config) validateStatus() error {
+	if c.StatusToken != "" && len(c.StatusToken) < status.MinTokenLength {
+		return fmt.Errorf("%w: status-token (GATEWAY_STATUS_TOKEN) is shorter than %d characters; use a long random value", ErrInvalid, status.MinTokenLength)
+	}
+	for _, b := range []struct {
+		key        string
+		value, max int
+	}{
+		{"status-max-streams", c.StatusMaxStreams, 10_000},
+		{"status-recent", c.StatusRecent, status.MaxRecent},
+		{"status-login-attempts", c.StatusLoginAttempts, 10_000},
+	} {
+		if b.value < 1 || b.value > b.max {
+			return invalid(b.key, b.value, fmt.Sprintf("must be between 1 and %d", b.max))
+		}
+	}
+	if c.StatusInterval < 100*time.Millisecond || c.StatusInterval > time.Minute {
+		return invalid("status-interval", c.StatusInterval, "must be between 100ms and 1m")
+	}
+	return nil
 }

@@ -171,25 +171,58 @@ func (s *Server) Deliver(e event.Event) {
 // registerGauges exposes the connection and room gauges.
 func (s *Server) registerGauges(m *metrics.Metrics) {
 	m.GaugeVec("gateway_socket_clients", "Connected Socket.IO clients by transport.", "transport", func() map[string]float64 {
-		out := map[string]float64{"websocket": 0, "polling": 0}
-		s.io.Sockets().Sockets().Range(func(_ socket.SocketId, sock *socket.Socket) bool {
-			if t := sock.Conn().Transport(); t != nil {
-				out[t.Name()]++
-			}
-			return true
-		})
+		out := map[string]float64{}
+		for t, n := range s.ClientsByTransport() {
+			out[t] = float64(n)
+		}
 		return out
 	})
 	m.Gauge("gateway_socket_rooms", "Rooms with at least one client on this node (socket-id rooms excluded).", func() float64 {
-		n := 0
-		s.io.Sockets().Adapter().Rooms().Range(func(r socket.Room, members *types.Set[socket.SocketId]) bool {
-			if !members.Has(socket.SocketId(r)) {
-				n++
-			}
-			return true
-		})
+		n, _ := s.Rooms(0)
 		return float64(n)
 	})
+}
+
+// ClientsByTransport counts the connected clients by transport name
+// (websocket, polling; both always present).
+func (s *Server) ClientsByTransport() map[string]int {
+	out := map[string]int{"websocket": 0, "polling": 0}
+	s.io.Sockets().Sockets().Range(func(_ socket.SocketId, sock *socket.Socket) bool {
+		if t := sock.Conn().Transport(); t != nil {
+			out[t.Name()]++
+		}
+		return true
+	})
+	return out
+}
+
+// RoomSize is one room of this node and its members here.
+type RoomSize struct {
+	Name    string
+	Members int
+}
+
+// Rooms counts the rooms with a client on this node (socket-id rooms
+// excluded) and returns the top biggest, biggest first (ties by name).
+func (s *Server) Rooms(top int) (int, []RoomSize) {
+	n := 0
+	var sizes []RoomSize
+	s.io.Sockets().Adapter().Rooms().Range(func(r socket.Room, members *types.Set[socket.SocketId]) bool {
+		if !members.Has(socket.SocketId(r)) {
+			n++
+			if top > 0 {
+				sizes = append(sizes, RoomSize{Name: string(r), Members: members.Len()})
+			}
+		}
+		return true
+	})
+	slices.SortFunc(sizes, func(a, b RoomSize) int {
+		if a.Members != b.Members {
+			return b.Members - a.Members
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return n, sizes[:min(top, len(sizes))]
 }
 
 // Close disconnects every client at the transport level (socket.io-client

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/meshgen/gateway/bus"
 	"github.com/meshgen/gateway/event"
@@ -138,6 +139,64 @@ func (v *funcVec) Describe(ch chan<- *prometheus.Desc) { ch <- v.desc }
 func (v *funcVec) Collect(ch chan<- prometheus.Metric) {
 	for label, value := range v.f() {
 		ch <- prometheus.MustNewConstMetric(v.desc, v.kind, value, label)
+	}
+}
+
+// Totals are running totals of this node, read by the status page to draw
+// rates.
+type Totals struct {
+	// Emitted and Deliveries are gateway_socket_events_emitted_total (all
+	// events) and gateway_socket_deliveries_total.
+	Emitted, Deliveries float64
+	// Requests is gateway_http_requests_total by route, then code.
+	Requests map[string]map[string]float64
+	// Publishes and PublishSeconds are the count and sum of
+	// gateway_bus_publish_duration_seconds, all outcomes.
+	Publishes, PublishSeconds float64
+}
+
+// Totals reads the running totals now; zero on a nil *Metrics.
+func (m *Metrics) Totals() Totals {
+	t := Totals{Requests: map[string]map[string]float64{}}
+	if m == nil {
+		return t
+	}
+	each(m.emitted, func(d *dto.Metric) { t.Emitted += d.GetCounter().GetValue() })
+	each(m.deliveries, func(d *dto.Metric) { t.Deliveries += d.GetCounter().GetValue() })
+	each(m.busPublish, func(d *dto.Metric) {
+		t.Publishes += float64(d.GetHistogram().GetSampleCount())
+		t.PublishSeconds += d.GetHistogram().GetSampleSum()
+	})
+	each(m.httpRequests, func(d *dto.Metric) {
+		var route, code string
+		for _, l := range d.GetLabel() {
+			switch l.GetName() {
+			case "route":
+				route = l.GetValue()
+			case "code":
+				code = l.GetValue()
+			}
+		}
+		if t.Requests[route] == nil {
+			t.Requests[route] = map[string]float64{}
+		}
+		t.Requests[route][code] += d.GetCounter().GetValue()
+	})
+	return t
+}
+
+// each calls f with every metric c collects now.
+func each(c prometheus.Collector, f func(*dto.Metric)) {
+	ch := make(chan prometheus.Metric, 16)
+	go func() {
+		c.Collect(ch)
+		close(ch)
+	}()
+	for pm := range ch {
+		var d dto.Metric
+		if pm.Write(&d) == nil {
+			f(&d)
+		}
 	}
 }
 

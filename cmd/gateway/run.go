@@ -2,20 +2,19 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 
 	"github.com/meshgen/gateway/app"
+	"github.com/meshgen/gateway/cli"
 	"github.com/meshgen/gateway/config"
 )
 
 // Exit statuses.
 const (
-	exitOK      = 0
-	exitFailure = 1
-	exitConfig  = 2
+	exitOK      = cli.ExitOK
+	exitFailure = cli.ExitFailure
+	exitConfig  = cli.ExitUsage
 )
 
 // Set at build time with -ldflags "-X main.version=... -X main.commit=...".
@@ -24,28 +23,19 @@ var (
 	commit  = "unknown"
 )
 
-// run is main without the process: it returns the exit status.
+// run is main without the process: it runs the command line (package cli;
+// `gateway serve` is the default) and returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := config.NewFlagSet("gateway", stdout)
-	cfg, err := config.Load(fs, args)
-	if v, _ := fs.GetBool("version"); v {
-		fmt.Fprintf(stdout, "gateway %s (commit %s)\n", version, commit)
-		return exitOK
-	}
-	switch {
-	case config.IsHelp(err):
-		return exitOK
-	case err != nil:
-		fmt.Fprintln(stderr, "gateway: "+strings.ReplaceAll(err.Error(), "\n", " "))
-		return exitConfig
-	}
-	if check, _ := fs.GetBool("check-config"); check {
-		fmt.Fprintln(stdout, "gateway: configuration is valid")
-		return exitOK
-	}
+	return cli.Execute(ctx, args, cli.Options{
+		Version: version, Commit: commit, Stdout: stdout, Stderr: stderr,
+		Serve: func(ctx context.Context, cfg config.Config) int { return serve(ctx, cfg, stderr) },
+	})
+}
 
+// serve runs the gateway with cfg until ctx ends.
+func serve(ctx context.Context, cfg config.Config, stderr io.Writer) int {
 	log := newLogger(cfg, stderr).With(slog.String("version", version))
-	a, err := app.New(cfg, log)
+	a, err := app.New(cfg, log, version)
 	if err != nil {
 		log.Error("start-up failed", slog.String("error", err.Error()))
 		return exitFailure

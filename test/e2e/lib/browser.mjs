@@ -1,0 +1,53 @@
+// Headless Chromium (Debian's package) driven by playwright-core, which
+// never downloads a browser of its own.
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+export const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
+
+/**
+ * False when Chromium can run here; otherwise the reason, for a suite's
+ * { skip }. Under CI (CI set) a missing Chromium is an error: .ci/run
+ * installs it.
+ */
+export function browserUnavailable() {
+  if (existsSync(CHROMIUM)) return false;
+  const why = `${CHROMIUM} is not installed; apt-get install -y chromium`;
+  if (process.env.CI) throw new Error(why);
+  return why;
+}
+
+/** browserUnavailable(), checked once per test file. */
+export const browserSkip = browserUnavailable();
+
+/**
+ * Starts Chromium headless with a fresh profile; returns the browser
+ * context and close(), which also removes the profile.
+ */
+export async function launch() {
+  const { chromium } = await import('playwright-core');
+  const profile = mkdtempSync(path.join(tmpdir(), 'gw-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  context.setDefaultTimeout(10000); // a missing element fails in seconds, not playwright's 30
+  return {
+    context,
+    async close() {
+      await context.close();
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Records the console errors and uncaught exceptions of a page. */
+export function consoleErrors(page) {
+  const errors = [];
+  page.on('console', (msg) => { if (msg.type() === 'error') errors.push(msg.text()); });
+  page.on('pageerror', (err) => errors.push(String(err)));
+  return errors;
+}
