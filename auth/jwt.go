@@ -235,7 +235,9 @@ func (j *JWT) Authenticate(ctx context.Context, creds Credentials) (*Principal, 
 		return nil, unauthorized(ReasonInvalid, j.cfg.BatchesClaim+" claim: "+err.Error())
 	}
 	if exp, err := claims.GetExpirationTime(); err == nil && exp != nil {
-		p.ExpiresAt = exp.Time
+		// The end of what Authenticate accepts: a token taken within the
+		// leeway after exp must not be closed at once, then let in again.
+		p.ExpiresAt = exp.Time.Add(j.cfg.Leeway)
 	}
 	return p, nil
 }

@@ -9,9 +9,9 @@ import { Redis, redisSkip } from './lib/redis.mjs';
 import { flaskEmit, flaskUnavailable } from './lib/flask_queue.mjs';
 import { connect, connected, request, recorder } from './lib/client.mjs';
 
-const MODAL = 'modal-s';
-const JOBS = 'jobs-s';
-const EVENTS = 'events-s';
+const MODAL = 'modal-secret-of-at-least-32-bytes-for-e2e';
+const JOBS = 'jobs-secret-of-at-least-32-bytes-for-e2e';
+const EVENTS = 'events-secret-of-at-least-32-bytes-for-e2e';
 
 async function signedPost(gw, path, body, secret) {
   const text = JSON.stringify(body);
@@ -28,7 +28,7 @@ describe('a whole batch, end to end, on two nodes', { skip: redisSkip }, () => {
     const missing = flaskUnavailable();
     if (missing && !process.env.CI) return;
     await redis.start();
-    const env = { GATEWAY_ENV: 'production', REDIS_URL: redis.url, MODAL_WEBHOOK_SECRET: MODAL, GATEWAY_JOBS_SECRET: JOBS, GATEWAY_EVENTS_SECRET: EVENTS };
+    const env = { GATEWAY_ENV: 'production', GATEWAY_AUTH: 'none', REDIS_URL: redis.url, MODAL_WEBHOOK_SECRET: MODAL, GATEWAY_JOBS_SECRET: JOBS, GATEWAY_EVENTS_SECRET: EVENTS };
     a = new Gateway({ env });
     b = new Gateway({ env });
     await Promise.all([a.start(), b.start()]);

@@ -8,7 +8,7 @@ import { Gateway, postWebhook, sleep, waitUntil } from './lib/gateway.mjs';
 import { Redis, redisSkip } from './lib/redis.mjs';
 import { connect, connected, request, recorder } from './lib/client.mjs';
 
-const SECRET = 'cluster-secret';
+const SECRET = 'cluster-secret-of-at-least-32-bytes-for-e2e';
 
 async function subscribed(gw, projectId, sockets) {
   const s = connect(gw.url);
@@ -42,7 +42,7 @@ function seqsOf(events, name = 'job_completed') {
 
 describe('cluster of three nodes over Redis', { skip: redisSkip }, () => {
   const redis = new Redis({ aof: true });
-  const env = () => ({ REDIS_URL: redis.url, MODAL_WEBHOOK_SECRET: SECRET, GATEWAY_ENV: 'production', GATEWAY_CANARY_INTERVAL: '200ms', GATEWAY_CANARY_TIMEOUT: '2s' });
+  const env = () => ({ REDIS_URL: redis.url, MODAL_WEBHOOK_SECRET: SECRET, GATEWAY_ENV: 'production', GATEWAY_AUTH: 'none', GATEWAY_CANARY_INTERVAL: '200ms', GATEWAY_CANARY_TIMEOUT: '2s' });
   let nodes = [];
   const sockets = [];
 

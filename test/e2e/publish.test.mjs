@@ -238,7 +238,7 @@ describe('publish API without a secret', () => {
   });
 
   it('production does not serve the route (404)', async () => {
-    const gw = new Gateway({ env: { GATEWAY_ENV: 'production', MODAL_WEBHOOK_SECRET: 'modal-secret' } });
+    const gw = new Gateway({ env: { GATEWAY_ENV: 'production', GATEWAY_AUTH: 'none', MODAL_WEBHOOK_SECRET: 'modal-secret-of-at-least-32-bytes-for-e2e' } });
     await gw.start();
     try {
       const res = await postEvents(gw.url, { event: 'job_failed', data: { project_id: 1, job_id: 'j' } });

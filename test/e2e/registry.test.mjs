@@ -6,8 +6,8 @@ import { Gateway, postWebhook, sign, sleep, waitUntil } from './lib/gateway.mjs'
 import { Redis, redisSkip } from './lib/redis.mjs';
 import { connect, connected, request, recorder } from './lib/client.mjs';
 
-const MODAL = 'modal-secret';
-const JOBS = 'jobs-secret';
+const MODAL = 'modal-secret-of-at-least-32-bytes-for-e2e';
+const JOBS = 'jobs-secret-of-at-least-32-bytes-for-e2e';
 
 async function registerJobs(gw, body, secret = JOBS) {
   const text = JSON.stringify(body);
@@ -17,7 +17,7 @@ async function registerJobs(gw, body, secret = JOBS) {
 
 describe('job registry and batch progress on two nodes', { skip: redisSkip }, () => {
   const redis = new Redis();
-  const env = () => ({ GATEWAY_ENV: 'production', REDIS_URL: redis.url, MODAL_WEBHOOK_SECRET: MODAL, GATEWAY_JOBS_SECRET: JOBS, GATEWAY_JOB_TTL: '3s' });
+  const env = () => ({ GATEWAY_ENV: 'production', GATEWAY_AUTH: 'none', REDIS_URL: redis.url, MODAL_WEBHOOK_SECRET: MODAL, GATEWAY_JOBS_SECRET: JOBS, GATEWAY_JOB_TTL: '3s' });
   let a;
   let b;
   const sockets = [];

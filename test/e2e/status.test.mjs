@@ -9,12 +9,12 @@ import { Redis, redisSkip } from './lib/redis.mjs';
 import { clientTracker, connected } from './lib/client.mjs';
 import { browserSkip, consoleErrors, launch } from './lib/browser.mjs';
 
-const SECRET = 'status-e2e-webhook-secret';
+const SECRET = 'status-e2e-webhook-secret-of-32-bytes-or-more';
 const TOKEN = 'status-e2e-token-0123456789';
 
 describe('status page in Chromium', { skip: browserSkip }, () => {
   const gw = new Gateway({ env: {
-    GATEWAY_ENV: 'production', MODAL_WEBHOOK_SECRET: SECRET, GATEWAY_STATUS_TOKEN: TOKEN, GATEWAY_STATUS_INTERVAL: '250ms',
+    GATEWAY_ENV: 'production', GATEWAY_AUTH: 'none', MODAL_WEBHOOK_SECRET: SECRET, GATEWAY_STATUS_TOKEN: TOKEN, GATEWAY_STATUS_INTERVAL: '250ms',
   } });
   const clients = clientTracker();
   let browser;
@@ -86,7 +86,7 @@ describe('status page in Chromium', { skip: browserSkip }, () => {
 });
 
 describe('status page off in production without a token', () => {
-  const gw = new Gateway({ env: { GATEWAY_ENV: 'production', MODAL_WEBHOOK_SECRET: SECRET } });
+  const gw = new Gateway({ env: { GATEWAY_ENV: 'production', GATEWAY_AUTH: 'none', MODAL_WEBHOOK_SECRET: SECRET } });
   before(async () => { await gw.start(); });
   after(async () => { assert.equal((await gw.stop()).code, 0); });
   it('answers 404', async () => {

@@ -5,11 +5,11 @@ import assert from 'node:assert/strict';
 import { Gateway, postWebhook, sign, sleep } from './lib/gateway.mjs';
 import { connect, connected, next, request, recorder } from './lib/client.mjs';
 
-const SECRET = 'e2e-secret-current';
-const OLD_SECRET = 'e2e-secret-previous';
+const SECRET = 'e2e-secret-current-of-at-least-32-bytes';
+const OLD_SECRET = 'e2e-secret-previous-of-at-least-32-bytes';
 
 describe('Modal webhook with secrets (production)', () => {
-  const gw = new Gateway({ env: { GATEWAY_ENV: 'production', MODAL_WEBHOOK_SECRET: `${SECRET},${OLD_SECRET}`, GATEWAY_WEBHOOK_MAX_BODY_BYTES: '4096' } });
+  const gw = new Gateway({ env: { GATEWAY_ENV: 'production', GATEWAY_AUTH: 'none', MODAL_WEBHOOK_SECRET: `${SECRET},${OLD_SECRET}`, GATEWAY_WEBHOOK_MAX_BODY_BYTES: '4096' } });
   const sockets = [];
   const subscriber = async (projectId) => {
     const s = connect(gw.url);

@@ -1,6 +1,6 @@
 // Starts and stops real gateway processes for the end-to-end tests.
 import { spawn } from 'node:child_process';
-import { createHmac } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -118,6 +118,25 @@ export function runOnce(args, env = {}) {
 /** sha256=<hex> of body under secret, as Modal signs. */
 export function sign(secret, body) {
   return 'sha256=' + createHmac('sha256', secret).update(body).digest('hex');
+}
+
+/**
+ * The Standard Webhooks headers signing body with secret: webhook-id (a new
+ * random one unless given), webhook-timestamp (now unless given, in Unix
+ * seconds), webhook-signature "v1,<base64 HMAC-SHA256 of id.timestamp.body>".
+ */
+export function standardHeaders(secret, body, { id = `msg_${randomBytes(16).toString('hex')}`, timestamp = Math.floor(Date.now() / 1000) } = {}) {
+  const sig = createHmac('sha256', secret).update(`${id}.${timestamp}.${body}`).digest('base64');
+  return { 'webhook-id': id, 'webhook-timestamp': String(timestamp), 'webhook-signature': `v1,${sig}` };
+}
+
+/** POSTs body (a string) to path with headers; returns {status, body, text, headers}. */
+export async function post(baseUrl, path, body, headers = {}) {
+  const res = await fetch(`${baseUrl}${path}`, { method: 'POST', body, headers: { 'content-type': 'application/json', ...headers } });
+  const text = await res.text();
+  let json;
+  try { json = JSON.parse(text); } catch { json = undefined; }
+  return { status: res.status, body: json, text, headers: res.headers };
 }
 
 /** POSTs a webhook; returns {status, body, headers}. */
