@@ -370,9 +370,11 @@ type envVal struct {
 
 // Placeholders stand in for Secret values when the binary checks the
 // configuration (--check-config): the values are not in the build (prod)
-// or not meant to be judged (dev), but the binary must see them set.
+// or not meant to be judged (dev), but the binary must see them set. Each
+// variable gets its own secret of production's length (the binary refuses
+// one secret for two purposes and secrets under 32 bytes).
 const (
-	PlaceholderSecret   = "placeholder-secret"
+	PlaceholderSecret   = "placeholder-secret-of-production-length-for-"
 	PlaceholderRedisURL = "redis://placeholder:6379/0"
 )
 
@@ -387,7 +389,7 @@ func (v envVal) runtime(name string) (value string, ok bool) {
 	case v.secret && name == envRedisURL:
 		return PlaceholderRedisURL, true
 	case v.secret:
-		return PlaceholderSecret, true
+		return PlaceholderSecret + name, true
 	}
 	return "", false
 }

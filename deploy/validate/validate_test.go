@@ -433,8 +433,8 @@ func TestCheckConfig(t *testing.T) {
 		overlay string
 		want    []string
 	}{
-		{"dev", []string{"GATEWAY_ENV=development", "REDIS_URL=redis://redis:6379/0", "MODAL_WEBHOOK_SECRET=" + PlaceholderSecret, "GATEWAY_DRAIN_WINDOW=20s", "GATEWAY_SHUTDOWN_TIMEOUT=35s"}},
-		{"prod", []string{"GATEWAY_ENV=production", "REDIS_URL=" + PlaceholderRedisURL, "MODAL_WEBHOOK_SECRET=" + PlaceholderSecret, "GATEWAY_JOBS_SECRET=" + PlaceholderSecret, "GATEWAY_EVENTS_SECRET=" + PlaceholderSecret}},
+		{"dev", []string{"GATEWAY_ENV=development", "REDIS_URL=redis://redis:6379/0", "MODAL_WEBHOOK_SECRET=" + PlaceholderSecret + "MODAL_WEBHOOK_SECRET", "GATEWAY_DRAIN_WINDOW=20s", "GATEWAY_SHUTDOWN_TIMEOUT=35s"}},
+		{"prod", []string{"GATEWAY_ENV=production", "REDIS_URL=" + PlaceholderRedisURL, "MODAL_WEBHOOK_SECRET=" + PlaceholderSecret + "MODAL_WEBHOOK_SECRET", "GATEWAY_JOBS_SECRET=" + PlaceholderSecret + "GATEWAY_JOBS_SECRET", "GATEWAY_EVENTS_SECRET=" + PlaceholderSecret + "GATEWAY_EVENTS_SECRET", "GATEWAY_AUTH_SECRET=" + PlaceholderSecret + "GATEWAY_AUTH_SECRET", "GATEWAY_AUTH=backend", "GATEWAY_REQUIRE_TIMESTAMP=true"}},
 	} {
 		t.Run(tc.overlay, func(t *testing.T) {
 			env := GatewayEnv(build(t, filepath.Join(deployDir(t), "overlays", tc.overlay)), gw)
