@@ -28,6 +28,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/meshgen/gateway/auth"
 	"github.com/meshgen/gateway/bus"
@@ -58,8 +59,9 @@ type App struct {
 	consume sync.WaitGroup
 
 	consumerErr chan error
-	debug       *debugServer   // nil unless debug-addr is set
-	status      *status.Server // nil when the status page is off
+	side        []*sideServer    // the profiler and /metrics, when on listeners of their own
+	metrics     *metrics.Metrics // this process's collectors
+	status      *status.Server   // nil when the status page is off
 	// background tasks run from Serve until shutdown (after the consumer).
 	background []func(context.Context)
 }
@@ -68,6 +70,7 @@ type App struct {
 // page. Nothing listens until Run.
 func New(cfg config.Config, log *slog.Logger, version string) (*App, error) {
 	a := &App{cfg: cfg, log: log, health: &health.Checker{}, consumerErr: make(chan error, 1)}
+	redis.SetLogger(redisLogger{log.With(slog.String("component", "redis"))})
 	m := metrics.New()
 	var (
 		store   registry.Store
@@ -114,8 +117,20 @@ func New(cfg config.Config, log *slog.Logger, version string) (*App, error) {
 		if err != nil {
 			return nil, err
 		}
-		protocol := rooms.NewProtocol(cfg.MaxIDLength, follows)
+		protocol := rooms.NewProtocol(rooms.Options{
+			Follows: follows, MaxIDLength: cfg.MaxIDLength,
+			MaxRooms: cfg.ClientMaxRooms, MaxFollows: cfg.ClientMaxFollows, OnLimit: m.LimitHit,
+		})
 		a.gw = gateway.New(gateway.Options{
+			Limits: gateway.Limits{
+				MaxClients:         cfg.MaxClients,
+				MaxPollingSessions: cfg.MaxPollingSessions,
+				HandshakeRate:      cfg.HandshakeRate,
+				HandshakeRatePerIP: cfg.HandshakeRatePerIP,
+				ClientIP:           clientIP(cfg),
+				ClientEventRate:    cfg.ClientEventRate,
+				MaxPollingBuffer:   cfg.ClientMaxPollingBuffer,
+			},
 			Auth:            policy,
 			AuthExtract:     auth.ExtractOptions{Cookie: cfg.AuthCookie, Query: cfg.AuthQueryToken},
 			AllowedOrigins:  cfg.AllowedOrigins(),
@@ -170,8 +185,19 @@ func New(cfg config.Config, log *slog.Logger, version string) (*App, error) {
 	e.HidePort = true
 	e.HTTPErrorHandler = httpapi.ErrorHandler(log)
 	e.Server.ReadHeaderTimeout = 10 * time.Second
-	e.Server.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
-	e.Use(middleware.Recover())
+	e.Server.ReadTimeout = cfg.HTTPReadTimeout
+	e.Server.IdleTimeout = cfg.HTTPIdleTimeout
+	e.Server.MaxHeaderBytes = cfg.HTTPMaxHeaderBytes
+	// Echo hands e.StdLogger to the server as its ErrorLog on Start: the
+	// accept errors and TLS handshake failures go to the structured log.
+	e.StdLogger = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			log.Error("handler panicked", slog.String("path", c.Path()), slog.String("error", err.Error()), slog.String("stack", string(stack)))
+			return err
+		},
+	}))
+	e.Use(dropForeignRequestID)
 	e.Use(middleware.RequestID())
 	e.Use(requestLogger(log))
 	e.Use(m.HTTPMiddleware(webhook.Path, registry.Path, publish.Path))
@@ -185,7 +211,10 @@ func New(cfg config.Config, log *slog.Logger, version string) (*App, error) {
 		}))
 	}
 	a.health.Register(e)
-	m.Register(e)
+	if cfg.MetricsAddr == "" {
+		m.Register(e)
+	}
+	a.metrics = m
 	if a.status != nil {
 		a.status.Register(e)
 		a.background = append(a.background, a.status.Run)
@@ -220,25 +249,29 @@ func New(cfg config.Config, log *slog.Logger, version string) (*App, error) {
 // /api/jobs and /api/events only with their secret set.
 func (a *App) producerRoutes(e *echo.Echo, store registry.Store, publisher bus.Publisher, seen replay.Store, m *metrics.Metrics) {
 	cfg, log := a.cfg, a.log
+	// One bound for the three routes, before anything is read: a flood of
+	// slow bodies holds at most this many handlers.
+	inFlight := httpapi.LimitInFlight(cfg.MaxProducerRequests, func() { m.LimitHit(limitProducerConcurrency) })
 	signed := func(secrets []string, header string, limit int64, component string) echo.MiddlewareFunc {
 		return httpapi.SignedBodyWithConfig(httpapi.SignedBodyConfig{
 			Verifier: signature.NewVerifier(secrets), Header: header, Limit: limit,
 			RequireTimestamp: cfg.RequireTimestamp, Tolerance: cfg.SignatureTolerance, Replay: seen,
-			OnRefuse: m.HTTPRefused,
-			Logger:   log.With(slog.String("component", component)),
+			BodyTimeout: cfg.ProducerBodyTimeout,
+			OnRefuse:    m.HTTPRefused,
+			Logger:      log.With(slog.String("component", component)),
 		})
 	}
 	wh := webhook.New(webhook.Config{
 		MaxIDLength: cfg.MaxIDLength, Publisher: publisher, Resolver: store, Batches: store,
 		Logger: log.With(slog.String("component", "webhook")),
 	})
-	e.POST(webhook.Path, wh.Serve, signed(cfg.ModalWebhookSecrets, webhook.SignatureHeader, cfg.WebhookMaxBodyBytes, "webhook"))
+	e.POST(webhook.Path, wh.Serve, inFlight, signed(cfg.ModalWebhookSecrets, webhook.SignatureHeader, cfg.WebhookMaxBodyBytes, "webhook"))
 
 	if len(cfg.JobsSecrets) > 0 || cfg.Development() {
 		jobs := registry.NewHandler(registry.HandlerConfig{
 			MaxIDLength: cfg.MaxIDLength, Store: store, Logger: log.With(slog.String("component", "registry")),
 		})
-		e.POST(registry.Path, jobs.Serve, signed(cfg.JobsSecrets, httpapi.SignatureHeader, cfg.JobsMaxBodyBytes, "registry"))
+		e.POST(registry.Path, jobs.Serve, inFlight, signed(cfg.JobsSecrets, httpapi.SignatureHeader, cfg.JobsMaxBodyBytes, "registry"))
 	} else {
 		log.Warn("GATEWAY_JOBS_SECRET is not set: POST /api/jobs is disabled (production)")
 	}
@@ -247,7 +280,7 @@ func (a *App) producerRoutes(e *echo.Echo, store registry.Store, publisher bus.P
 			MaxIDLength: cfg.MaxIDLength, ExtraEvents: cfg.ExtraEvents, Publisher: publisher,
 			Logger: log.With(slog.String("component", "publish")),
 		})
-		e.POST(publish.Path, events.Serve, signed(cfg.EventsSecrets, httpapi.SignatureHeader, cfg.EventsMaxBodyBytes, "publish"))
+		e.POST(publish.Path, events.Serve, inFlight, signed(cfg.EventsSecrets, httpapi.SignatureHeader, cfg.EventsMaxBodyBytes, "publish"))
 	} else {
 		log.Warn("GATEWAY_EVENTS_SECRET is not set: POST /api/events is disabled (production)")
 	}
@@ -296,15 +329,28 @@ func (a *App) Run(ctx context.Context) error {
 
 // Serve is Run on an existing listener.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
-	if a.cfg.DebugAddr != "" {
-		d, err := listenDebug(a.cfg.DebugAddr)
+	for _, side := range []struct {
+		key, name, addr string
+		h               http.Handler
+	}{
+		{"debug-addr", "profiler", a.cfg.DebugAddr, profiler()},
+		{"metrics-addr", "metrics", a.cfg.MetricsAddr, a.metrics.Handler()},
+	} {
+		if side.addr == "" {
+			continue
+		}
+		d, err := listenSide(side.key, side.name, side.addr, side.h)
 		if err != nil {
 			_ = ln.Close()
+			a.closeSide(context.Background())
 			return err
 		}
-		a.debug = d
+		a.side = append(a.side, d)
 		go d.serve(a.log)
 	}
+	limited := newConnLimiter(ln, a.cfg.MaxConnections, a.metrics.LimitHit)
+	a.echo.Server.ConnState = limited.connState
+	ln = limited
 	consumeCtx, stopConsumer := context.WithCancel(context.Background())
 	defer stopConsumer()
 	if a.gw != nil {
@@ -366,24 +412,118 @@ func (a *App) shutdown(stopConsumer context.CancelFunc) error {
 		a.status.Close() // ends the live streams, which the HTTP server would wait for
 	}
 	var wg sync.WaitGroup
-	var httpErr, gwErr error
-	wg.Go(func() { httpErr = a.echo.Shutdown(ctx) })
+	var gwErr error
+	wg.Go(func() { a.stopHTTP(ctx) })
 	if a.gw != nil {
 		wg.Go(func() { gwErr = a.gw.Close(ctx) })
 	}
 	wg.Wait()
-	if a.debug != nil {
-		a.debug.close(ctx)
-	}
+	a.closeSide(ctx)
 
 	stopConsumer()
 	a.consume.Wait()
 	busErr := a.bus.Close()
-	if err := errors.Join(httpErr, gwErr, busErr); err != nil {
+	if err := errors.Join(gwErr, busErr); err != nil {
 		return fmt.Errorf("app: shutdown: %w", err)
 	}
 	a.log.Info("shutdown complete")
 	return nil
+}
+
+// limitProducerConcurrency names max-producer-requests in
+// gateway_limit_hits_total.
+const limitProducerConcurrency = "producer_concurrency"
+
+// redisLogger routes go-redis's own messages (reconnects, pool errors) to
+// the structured log.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, fmt.Sprintf(format, v...))
+}
+
+// stopHTTP lets in-flight requests finish until a little before ctx's
+// deadline, then closes the connections still open (a request whose body
+// trickles in must not turn a clean stop into a failed one: the exit stays
+// 0 within shutdown-timeout).
+func (a *App) stopHTTP(ctx context.Context) {
+	grace := ctx
+	if deadline, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		grace, cancel = context.WithDeadline(ctx, deadline.Add(-time.Second))
+		defer cancel()
+	}
+	if err := a.echo.Shutdown(grace); err != nil {
+		a.log.Warn("HTTP requests still running at the shutdown deadline: their connections are closed", slog.String("error", err.Error()))
+		_ = a.echo.Close()
+	}
+}
+
+// closeSide stops the profiler and metrics listeners.
+func (a *App) closeSide(ctx context.Context) {
+	for _, d := range a.side {
+		d.close(ctx)
+	}
+}
+
+// requestIDChars are the characters of a request id taken from a client.
+const requestIDChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:"
+
+// maxRequestIDBytes bounds a request id taken from a client.
+const maxRequestIDBytes = 128
+
+// dropForeignRequestID removes an incoming X-Request-Id that is long or
+// holds anything but letters, digits and -_.: so that RequestID generates
+// one: a client cannot put arbitrary text in every log line of its request.
+func dropForeignRequestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Request().Header
+		if id := h.Get(echo.HeaderXRequestID); id != "" && (len(id) > maxRequestIDBytes || strings.Trim(id, requestIDChars) != "") {
+			h.Del(echo.HeaderXRequestID)
+		}
+		return next(c)
+	}
+}
+
+// clientIP returns how the gateway tells a request's client address: the
+// connection's, or client-ip-header's when the connection comes from one of
+// trusted-proxies (X-Forwarded-For: its last entry, the one the nearest
+// proxy added).
+func clientIP(cfg config.Config) func(*http.Request) string {
+	var trusted []*net.IPNet
+	for _, cidr := range cfg.TrustedProxies {
+		if _, n, err := net.ParseCIDR(cidr); err == nil {
+			trusted = append(trusted, n)
+		}
+	}
+	header := http.CanonicalHeaderKey(cfg.ClientIPHeader)
+	return func(r *http.Request) string {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			host = r.RemoteAddr
+		}
+		if header == "" {
+			return host
+		}
+		peer := net.ParseIP(host)
+		for _, n := range trusted {
+			if peer != nil && n.Contains(peer) {
+				values := r.Header.Values(header)
+				if len(values) == 0 {
+					return host
+				}
+				last := values[len(values)-1]
+				if i := strings.LastIndexByte(last, ','); i >= 0 {
+					last = last[i+1:]
+				}
+				if ip := net.ParseIP(strings.TrimSpace(last)); ip != nil {
+					return ip.String()
+				}
+				return host
+			}
+		}
+		return host
+	}
 }
 
 // requestLogger logs one line per HTTP request (not per Socket.IO poll).

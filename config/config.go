@@ -275,6 +275,99 @@ type Config struct {
 	// profiles reveal the process's internals.
 	DebugAddr string `mapstructure:"debug-addr"`
 
+	// HTTPReadTimeout is `http-read-timeout` / GATEWAY_HTTP_READ_TIMEOUT,
+	// the longest a client may take to send a whole request (headers and
+	// body; a WebSocket is past it once upgraded). Default 30s.
+	HTTPReadTimeout time.Duration `mapstructure:"http-read-timeout"`
+
+	// HTTPIdleTimeout is `http-idle-timeout` / GATEWAY_HTTP_IDLE_TIMEOUT,
+	// how long an idle keep-alive connection is kept. Default 60s.
+	HTTPIdleTimeout time.Duration `mapstructure:"http-idle-timeout"`
+
+	// HTTPMaxHeaderBytes is `http-max-header-bytes` /
+	// GATEWAY_HTTP_MAX_HEADER_BYTES, the largest request header block;
+	// larger ones answer 431. Default 64 KiB.
+	HTTPMaxHeaderBytes int `mapstructure:"http-max-header-bytes"`
+
+	// MaxConnections is `max-connections` / GATEWAY_MAX_CONNECTIONS, the
+	// most TCP connections the main port holds (WebSockets included):
+	// above 90% of it idle keep-alive connections are closed, at it new
+	// connections are closed at once. Zero (the default) means the
+	// process's open-file limit minus 128.
+	MaxConnections int `mapstructure:"max-connections"`
+
+	// ProducerBodyTimeout is `producer-body-timeout` /
+	// GATEWAY_PRODUCER_BODY_TIMEOUT, the longest a producer (webhook,
+	// publish API, job registry) may take to send its body; slower ones
+	// answer 408. Default 10s.
+	ProducerBodyTimeout time.Duration `mapstructure:"producer-body-timeout"`
+
+	// MaxProducerRequests is `max-producer-requests` /
+	// GATEWAY_MAX_PRODUCER_REQUESTS, the producer requests handled at once;
+	// more answer 503 with Retry-After. Default 256.
+	MaxProducerRequests int `mapstructure:"max-producer-requests"`
+
+	// MaxClients is `max-clients` / GATEWAY_MAX_CLIENTS, the most
+	// Socket.IO sessions a node holds; handshakes above it answer 503.
+	// Zero (the default) means the process's open-file limit minus 256.
+	MaxClients int `mapstructure:"max-clients"`
+
+	// MaxPollingSessions is `max-polling-sessions` /
+	// GATEWAY_MAX_POLLING_SESSIONS, the most sessions on long-polling (not
+	// upgraded) a node holds; polling handshakes above it answer 503.
+	// Default 10000.
+	MaxPollingSessions int `mapstructure:"max-polling-sessions"`
+
+	// HandshakeRate is `handshake-rate` / GATEWAY_HANDSHAKE_RATE, the
+	// Engine.IO handshakes a node accepts per second (bursts of twice as
+	// many); above it handshakes answer 503. Zero disables. Default 2000.
+	HandshakeRate float64 `mapstructure:"handshake-rate"`
+
+	// HandshakeRatePerIP is `handshake-rate-per-ip` /
+	// GATEWAY_HANDSHAKE_RATE_PER_IP, the handshakes per second one client
+	// address may make (bursts of twice as many); above it they answer
+	// 503. Zero disables. Default 50. Behind a proxy set client-ip-header,
+	// or every client shares the proxy's address.
+	HandshakeRatePerIP float64 `mapstructure:"handshake-rate-per-ip"`
+
+	// ClientIPHeader is `client-ip-header` / GATEWAY_CLIENT_IP_HEADER, a
+	// header naming the client's address (X-Forwarded-For: its last
+	// entry; X-Real-IP), believed only from trusted-proxies. Empty (the
+	// default) uses the connection's address.
+	ClientIPHeader string `mapstructure:"client-ip-header"`
+
+	// TrustedProxies is `trusted-proxies` / GATEWAY_TRUSTED_PROXIES,
+	// comma-separated CIDRs whose client-ip-header is believed. Default
+	// none.
+	TrustedProxies []string `mapstructure:"trusted-proxies"`
+
+	// ClientMaxRooms is `client-max-rooms` / GATEWAY_CLIENT_MAX_ROOMS, the
+	// project and batch rooms one client may be in. Default 100.
+	ClientMaxRooms int `mapstructure:"client-max-rooms"`
+
+	// ClientMaxFollows is `client-max-follows` /
+	// GATEWAY_CLIENT_MAX_FOLLOWS, the jobs whose logs one client may
+	// follow. Default 20.
+	ClientMaxFollows int `mapstructure:"client-max-follows"`
+
+	// ClientEventRate is `client-event-rate` / GATEWAY_CLIENT_EVENT_RATE,
+	// the events per second one client may send (bursts of twice as many);
+	// above it an event answers error "Rate limit exceeded", and a client
+	// that goes on for 10 seconds is disconnected. Default 20.
+	ClientEventRate float64 `mapstructure:"client-event-rate"`
+
+	// ClientMaxPollingBuffer is `client-max-polling-buffer` /
+	// GATEWAY_CLIENT_MAX_POLLING_BUFFER, the bytes queued for one
+	// long-polling client between its polls; past it the client is
+	// disconnected (its room keeps flowing), as a WebSocket client with
+	// 8 MiB unread is. Default 8 MiB.
+	ClientMaxPollingBuffer int64 `mapstructure:"client-max-polling-buffer"`
+
+	// MetricsAddr is `metrics-addr` / GATEWAY_METRICS_ADDR, host:port of a
+	// separate listener serving /metrics; when set, the main port does not
+	// serve it. Empty (the default) serves it on the main port.
+	MetricsAddr string `mapstructure:"metrics-addr"`
+
 	// ShutdownTimeout is `shutdown-timeout` / GATEWAY_SHUTDOWN_TIMEOUT, the
 	// hard deadline for a graceful stop after SIGTERM, drain included.
 	// Default 30s.
@@ -312,43 +405,55 @@ type Config struct {
 // package has a default of its own, this is it: one source for each.
 func Default() Config {
 	return Config{
-		Env:                   EnvProduction,
-		Host:                  "",
-		Port:                  5000,
-		Role:                  RoleAll,
-		RedisStream:           bus.DefaultStream,
-		RedisStreamMaxLen:     bus.DefaultStreamMaxLen,
-		RedisStreamMaxAge:     bus.DefaultStreamMaxAge,
-		DedupeWindow:          bus.DefaultDedupeWindow,
-		CanaryInterval:        bus.DefaultCanaryInterval,
-		CanaryTimeout:         bus.DefaultCanaryTimeout,
-		JobTTL:                registry.DefaultJobTTL,
-		FlaskQueue:            true,
-		FlaskChannel:          flaskbridge.DefaultChannel,
-		LogsChannel:           rooms.DefaultLogsChannel,
-		DrainWindow:           20 * time.Second,
-		LogLevel:              "info",
-		LogFormat:             "auto",
-		WebhookMaxBodyBytes:   httpapi.DefaultBodyLimit,
-		JobsMaxBodyBytes:      httpapi.DefaultBodyLimit,
-		EventsMaxBodyBytes:    httpapi.DefaultBodyLimit,
-		SocketMaxMessageBytes: gateway.DefaultMaxMessageBytes,
-		MaxIDLength:           rooms.DefaultMaxIDLength,
-		JWKSRefresh:           auth.DefaultJWKSRefresh,
-		JWTLeeway:             auth.DefaultLeeway,
-		JWTProjectsClaim:      auth.DefaultProjectsClaim,
-		JWTBatchesClaim:       auth.DefaultBatchesClaim,
-		AuthTimeout:           auth.DefaultBackendTimeout,
-		AuthCacheTTL:          auth.DefaultCacheTTL,
-		SignatureTolerance:    signature.DefaultTolerance,
-		PingInterval:          gateway.DefaultPingInterval,
-		PingTimeout:           gateway.DefaultPingTimeout,
-		ConnectTimeout:        gateway.DefaultConnectTimeout,
-		ShutdownTimeout:       30 * time.Second,
-		StatusMaxStreams:      status.DefaultMaxStreams,
-		StatusRecent:          status.DefaultRecent,
-		StatusLoginAttempts:   status.DefaultLoginAttempts,
-		StatusInterval:        status.DefaultInterval,
+		Env:                    EnvProduction,
+		Host:                   "",
+		Port:                   5000,
+		Role:                   RoleAll,
+		RedisStream:            bus.DefaultStream,
+		RedisStreamMaxLen:      bus.DefaultStreamMaxLen,
+		RedisStreamMaxAge:      bus.DefaultStreamMaxAge,
+		DedupeWindow:           bus.DefaultDedupeWindow,
+		CanaryInterval:         bus.DefaultCanaryInterval,
+		CanaryTimeout:          bus.DefaultCanaryTimeout,
+		JobTTL:                 registry.DefaultJobTTL,
+		FlaskQueue:             true,
+		FlaskChannel:           flaskbridge.DefaultChannel,
+		LogsChannel:            rooms.DefaultLogsChannel,
+		DrainWindow:            20 * time.Second,
+		LogLevel:               "info",
+		LogFormat:              "auto",
+		WebhookMaxBodyBytes:    httpapi.DefaultBodyLimit,
+		JobsMaxBodyBytes:       httpapi.DefaultBodyLimit,
+		EventsMaxBodyBytes:     httpapi.DefaultBodyLimit,
+		SocketMaxMessageBytes:  gateway.DefaultMaxMessageBytes,
+		MaxIDLength:            rooms.DefaultMaxIDLength,
+		JWKSRefresh:            auth.DefaultJWKSRefresh,
+		JWTLeeway:              auth.DefaultLeeway,
+		JWTProjectsClaim:       auth.DefaultProjectsClaim,
+		JWTBatchesClaim:        auth.DefaultBatchesClaim,
+		AuthTimeout:            auth.DefaultBackendTimeout,
+		AuthCacheTTL:           auth.DefaultCacheTTL,
+		SignatureTolerance:     signature.DefaultTolerance,
+		PingInterval:           gateway.DefaultPingInterval,
+		PingTimeout:            gateway.DefaultPingTimeout,
+		ConnectTimeout:         gateway.DefaultConnectTimeout,
+		HTTPReadTimeout:        30 * time.Second,
+		HTTPIdleTimeout:        60 * time.Second,
+		HTTPMaxHeaderBytes:     64 << 10,
+		ProducerBodyTimeout:    httpapi.DefaultBodyTimeout,
+		MaxProducerRequests:    256,
+		MaxPollingSessions:     10_000,
+		HandshakeRate:          2000,
+		HandshakeRatePerIP:     50,
+		ClientMaxRooms:         rooms.DefaultMaxRooms,
+		ClientMaxFollows:       rooms.DefaultMaxFollows,
+		ClientEventRate:        20,
+		ClientMaxPollingBuffer: 8 << 20,
+		ShutdownTimeout:        30 * time.Second,
+		StatusMaxStreams:       status.DefaultMaxStreams,
+		StatusRecent:           status.DefaultRecent,
+		StatusLoginAttempts:    status.DefaultLoginAttempts,
+		StatusInterval:         status.DefaultInterval,
 	}
 }
 

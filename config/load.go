@@ -108,6 +108,23 @@ func NewFlagSet(name string, out io.Writer) *pflag.FlagSet {
 	fs.Bool("require-timestamp", d.RequireTimestamp, usage("require-timestamp", "accept only Standard Webhooks signatures (webhook-id, webhook-timestamp, webhook-signature) on the producer routes"))
 	fs.Duration("signature-tolerance", d.SignatureTolerance, usage("signature-tolerance", "how far a webhook-timestamp may be from now"))
 	fs.String("debug-addr", d.DebugAddr, usage("debug-addr", "host:port serving /debug/pprof/ on its own listener; empty serves none"))
+	fs.Duration("http-read-timeout", d.HTTPReadTimeout, usage("http-read-timeout", "longest time to send a whole request"))
+	fs.Duration("http-idle-timeout", d.HTTPIdleTimeout, usage("http-idle-timeout", "how long an idle keep-alive connection is kept"))
+	fs.Int("http-max-header-bytes", d.HTTPMaxHeaderBytes, usage("http-max-header-bytes", "largest request header block (431 above)"))
+	fs.Int("max-connections", d.MaxConnections, usage("max-connections", "most TCP connections on the main port; 0: the open-file limit minus 128"))
+	fs.Duration("producer-body-timeout", d.ProducerBodyTimeout, usage("producer-body-timeout", "longest time a producer may take to send its body (408 after)"))
+	fs.Int("max-producer-requests", d.MaxProducerRequests, usage("max-producer-requests", "producer requests handled at once (503 above)"))
+	fs.Int("max-clients", d.MaxClients, usage("max-clients", "most Socket.IO sessions on this node (503 above); 0: the open-file limit minus 256"))
+	fs.Int("max-polling-sessions", d.MaxPollingSessions, usage("max-polling-sessions", "most sessions on long-polling (503 above)"))
+	fs.Float64("handshake-rate", d.HandshakeRate, usage("handshake-rate", "handshakes per second on this node (503 above; 0 disables)"))
+	fs.Float64("handshake-rate-per-ip", d.HandshakeRatePerIP, usage("handshake-rate-per-ip", "handshakes per second from one client address (503 above; 0 disables)"))
+	fs.String("client-ip-header", d.ClientIPHeader, usage("client-ip-header", "header naming the client address (X-Forwarded-For, X-Real-IP), believed from trusted-proxies only"))
+	fs.String("trusted-proxies", "", usage("trusted-proxies", "comma-separated CIDRs whose client-ip-header is believed"))
+	fs.Int("client-max-rooms", d.ClientMaxRooms, usage("client-max-rooms", "project and batch rooms one client may be in"))
+	fs.Int("client-max-follows", d.ClientMaxFollows, usage("client-max-follows", "jobs whose logs one client may follow"))
+	fs.Float64("client-event-rate", d.ClientEventRate, usage("client-event-rate", "events per second one client may send"))
+	fs.Int64("client-max-polling-buffer", d.ClientMaxPollingBuffer, usage("client-max-polling-buffer", "bytes queued for one long-polling client between polls (disconnected above)"))
+	fs.String("metrics-addr", d.MetricsAddr, usage("metrics-addr", "host:port serving /metrics on its own listener (then not on the main port)"))
 	fs.Duration("shutdown-timeout", d.ShutdownTimeout, usage("shutdown-timeout", "hard deadline for a graceful stop"))
 	fs.String("status-token", "", usage("status-token", "token of the status page /status (bearer or login form); empty turns it off in production"))
 	fs.Int("status-max-streams", d.StatusMaxStreams, usage("status-max-streams", "live status streams one node serves at once (503 above)"))
@@ -203,6 +220,7 @@ func Read(fs *pflag.FlagSet) (Config, error) {
 	c.ExtraEvents = cleanList(c.ExtraEvents)
 	c.JWTSecrets = cleanList(c.JWTSecrets)
 	c.JWTPublicKeys = cleanList(c.JWTPublicKeys)
+	c.TrustedProxies = cleanList(c.TrustedProxies)
 	c.Auth = strings.ToLower(strings.TrimSpace(c.Auth))
 	c.Role = strings.ToLower(strings.TrimSpace(c.Role))
 	c.Env = strings.ToLower(strings.TrimSpace(c.Env))
@@ -232,6 +250,9 @@ func checkTypes(v *viper.Viper, d Config) error {
 		case f.Type.Kind() == reflect.Int || f.Type.Kind() == reflect.Int64:
 			want = "must be an integer"
 			_, err = cast.ToInt64E(raw)
+		case f.Type.Kind() == reflect.Float64:
+			want = "must be a number"
+			_, err = cast.ToFloat64E(raw)
 		case f.Type.Kind() == reflect.Bool:
 			want = "must be true or false"
 			_, err = cast.ToBoolE(raw)

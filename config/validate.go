@@ -36,17 +36,23 @@ func (c Config) Validate() error {
 	if c.Port < 1 || c.Port > 65535 {
 		return invalid("port", c.Port, "must be between 1 and 65535")
 	}
-	if c.DebugAddr != "" {
-		host, port, err := net.SplitHostPort(c.DebugAddr)
+	for _, a := range []struct{ key, value string }{{"debug-addr", c.DebugAddr}, {"metrics-addr", c.MetricsAddr}} {
+		if a.value == "" {
+			continue
+		}
+		host, port, err := net.SplitHostPort(a.value)
 		if err != nil {
-			return invalid("debug-addr", c.DebugAddr, "must be host:port such as 127.0.0.1:6060")
+			return invalid(a.key, a.value, "must be host:port such as 127.0.0.1:6060")
 		}
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return invalid("debug-addr", c.DebugAddr, "port must be between 1 and 65535")
+			return invalid(a.key, a.value, "port must be between 1 and 65535")
 		}
 		if host == c.Host && port == strconv.Itoa(c.Port) {
-			return invalid("debug-addr", c.DebugAddr, "must differ from the main listen address")
+			return invalid(a.key, a.value, "must differ from the main listen address")
 		}
+	}
+	if c.DebugAddr != "" && c.DebugAddr == c.MetricsAddr {
+		return invalid("metrics-addr", c.MetricsAddr, "must differ from debug-addr")
 	}
 	if c.Env == EnvProduction && len(c.ModalWebhookSecrets) == 0 {
 		return fmt.Errorf("%w: modal-webhook-secret (MODAL_WEBHOOK_SECRET) is required in production; set it, or set GATEWAY_ENV=development to skip webhook verification", ErrInvalid)
@@ -117,6 +123,9 @@ func (c Config) Validate() error {
 		{"auth-timeout", c.AuthTimeout},
 		{"auth-cache-ttl", c.AuthCacheTTL},
 		{"signature-tolerance", c.SignatureTolerance},
+		{"http-read-timeout", c.HTTPReadTimeout},
+		{"http-idle-timeout", c.HTTPIdleTimeout},
+		{"producer-body-timeout", c.ProducerBodyTimeout},
 	} {
 		if d.value <= 0 {
 			return invalid(d.key, d.value, "must be a positive duration such as 10s")
@@ -134,6 +143,9 @@ func (c Config) Validate() error {
 	if c.RedisStream == "" || c.FlaskChannel == "" || c.LogsChannel == "" {
 		return fmt.Errorf("%w: redis-stream, flask-channel and logs-channel must not be empty", ErrInvalid)
 	}
+	if err := c.validateLimits(); err != nil {
+		return err
+	}
 	if err := c.validateAuth(); err != nil {
 		return err
 	}
@@ -147,6 +159,49 @@ func (c Config) Validate() error {
 		if err := event.CheckExtra(name); err != nil {
 			return invalid("extra-events", name, err.Error())
 		}
+	}
+	return nil
+}
+
+// validateLimits checks the bounds of the limits issue's keys.
+func (c Config) validateLimits() error {
+	for _, n := range []struct {
+		key      string
+		value    int64
+		min, max int64
+		why      string
+	}{
+		{"http-max-header-bytes", int64(c.HTTPMaxHeaderBytes), 4 << 10, 1 << 20, "must be between 4096 and 1048576"},
+		{"max-connections", int64(c.MaxConnections), 0, 10_000_000, "must be 0 (from the open-file limit) or positive"},
+		{"max-producer-requests", int64(c.MaxProducerRequests), 1, 1_000_000, "must be positive"},
+		{"max-clients", int64(c.MaxClients), 0, 10_000_000, "must be 0 (from the open-file limit) or positive"},
+		{"max-polling-sessions", int64(c.MaxPollingSessions), 0, 10_000_000, "must be 0 (no long-polling session) or positive"},
+		{"client-max-rooms", int64(c.ClientMaxRooms), 1, 100_000, "must be between 1 and 100000"},
+		{"client-max-follows", int64(c.ClientMaxFollows), 1, 10_000, "must be between 1 and 10000"},
+		{"client-max-polling-buffer", c.ClientMaxPollingBuffer, 64 << 10, 1 << 30, "must be between 65536 and 1073741824"},
+	} {
+		if n.value < n.min || n.value > n.max {
+			return invalid(n.key, n.value, n.why)
+		}
+	}
+	for _, r := range []struct {
+		key   string
+		value float64
+	}{{"handshake-rate", c.HandshakeRate}, {"handshake-rate-per-ip", c.HandshakeRatePerIP}, {"client-event-rate", c.ClientEventRate}} {
+		if r.value < 0 || r.value > 1e6 {
+			return invalid(r.key, r.value, "must be between 0 and 1000000")
+		}
+	}
+	if c.ClientEventRate == 0 {
+		return invalid("client-event-rate", c.ClientEventRate, "must be positive")
+	}
+	for _, cidr := range c.TrustedProxies {
+		if _, _, err := net.ParseCIDR(cidr); err != nil {
+			return invalid("trusted-proxies", cidr, "must be a CIDR such as 10.0.0.0/8")
+		}
+	}
+	if c.ClientIPHeader != "" && len(c.TrustedProxies) == 0 {
+		return invalid("client-ip-header", c.ClientIPHeader, "needs trusted-proxies (GATEWAY_TRUSTED_PROXIES): a header from anyone else is not believed")
 	}
 	return nil
 }

@@ -40,7 +40,7 @@ func (s *Server) authenticate(sock *socket.Socket, next func(*socket.ExtendedErr
 		if err != nil {
 			reason := auth.ReasonOf(err)
 			s.opts.Metrics.AuthConnect(string(reason))
-			s.log.Info("connect refused", slog.String("reason", string(reason)), slog.String("source", creds.Source), slog.String("detail", err.Error()))
+			s.quiet.Log(ctx, slog.LevelInfo, "connect refused", slog.String("reason", string(reason)), slog.String("source", creds.Source), slog.String("detail", err.Error()))
 			next(socket.NewExtendedError(unauthorized, nil))
 			return
 		}
@@ -99,7 +99,11 @@ type member struct {
 	p    *auth.Principal
 }
 
-func (m member) ID() string        { return string(m.sock.Id()) }
+func (m member) ID() string { return string(m.sock.Id()) }
+func (m member) Rooms() int { return m.sock.Rooms().Len() - 1 } // its own room left out
+func (m member) InRoom(room string) bool {
+	return m.sock.Rooms().Has(socket.Room(room))
+}
 func (m member) Join(room string)  { m.sock.Join(socket.Room(room)) }
 func (m member) Leave(room string) { m.sock.Leave(socket.Room(room)) }
 
@@ -117,7 +121,7 @@ func (m member) Authorize(ctx context.Context, a rooms.Access) error {
 	if reason == auth.ReasonError {
 		level = slog.LevelWarn
 	}
-	m.s.log.Log(ctx, level, "join refused", slog.String("sid", m.ID()), slog.String("user", m.p.User),
+	m.s.quiet.Log(ctx, level, "join refused", slog.String("sid", m.ID()), slog.String("user", m.p.User),
 		slog.String("kind", a.Kind), slog.String("id", a.ID.Key), slog.String("reason", string(reason)), slog.String("detail", err.Error()))
 	return err
 }

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"github.com/meshgen/gateway/auth"
 	"github.com/meshgen/gateway/event"
 	"github.com/meshgen/gateway/metrics"
+	"github.com/meshgen/gateway/ratelog"
 	"github.com/meshgen/gateway/rooms"
 )
 
@@ -41,10 +43,11 @@ const handlerTimeout = 3 * time.Second
 // Sentinel errors of the handshake.
 var (
 	// ErrOriginNotAllowed rejects a handshake from an origin outside the
-	// CORS list.
-	ErrOriginNotAllowed = errors.New("gateway: origin not allowed")
+	// CORS list. Its text is what the engine's 403 answer carries: no
+	// detail.
+	ErrOriginNotAllowed = errors.New("Forbidden")
 	// ErrDraining rejects new handshakes while the node drains.
-	ErrDraining = errors.New("gateway: draining, connect to another node")
+	ErrDraining = errors.New("Draining")
 )
 
 // Options configures a Server.
@@ -69,6 +72,8 @@ type Options struct {
 	// AuthExtract says where credentials may come from besides the CONNECT
 	// auth payload and the Authorization header.
 	AuthExtract auth.ExtractOptions
+	// Limits bounds handshakes and what each client may take.
+	Limits Limits
 	// Logger is required.
 	Logger *slog.Logger
 	// Metrics, when set, counts client events, emits and deliveries.
@@ -77,6 +82,8 @@ type Options struct {
 	// disableGate turns the handshake gate off; only tests use it, to show
 	// that the race it closes is real.
 	disableGate bool
+	// abuseWindow replaces eventAbuseWindow; only tests use it.
+	abuseWindow time.Duration
 	// libraryWebSocket serves WebSocket with the library's own transport and
 	// room adapter; only benchmarks use it, as the reference run.
 	libraryWebSocket bool
@@ -89,6 +96,8 @@ type Server struct {
 	io       *socket.Server
 	eio      engine.Server
 	gate     *handshakeGate
+	guard    *guard
+	quiet    *ratelog.Logger // lines a client can cause, rate-limited
 	clients  atomic.Int64
 	draining atomic.Bool
 
@@ -117,7 +126,15 @@ func New(opts Options) *Server {
 	if opts.Auth == nil {
 		opts.Auth = auth.Open{}
 	}
+	if opts.Limits.ClientEventRate <= 0 {
+		opts.Limits.ClientEventRate = DefaultClientEventRate
+	}
+	if opts.Limits.MaxPollingBuffer <= 0 {
+		opts.Limits.MaxPollingBuffer = DefaultMaxPollingBuffer
+	}
 	s := &Server{opts: opts, log: opts.Logger, gate: newHandshakeGate(opts.ConnectTimeout), closed: make(chan struct{})}
+	s.quiet = ratelog.New(opts.Logger, 0, 0, opts.Metrics.LogSuppressed)
+	s.guard = newGuard(s)
 
 	so := socket.DefaultServerOptions()
 	so.SetPath(strings.TrimSuffix(Path, "/"))
@@ -125,6 +142,11 @@ func New(opts Options) *Server {
 	so.SetPingInterval(opts.PingInterval)
 	so.SetPingTimeout(opts.PingTimeout)
 	so.SetConnectTimeout(opts.ConnectTimeout)
+	// Every WebSocket read gets a deadline of a heartbeat round and a
+	// margin: a connection whose peer is gone is dropped even when its
+	// heartbeat timer is late, and the HTTP server's read deadline set
+	// before the upgrade never outlives it.
+	so.SetIdleTimeout(opts.PingInterval + opts.PingTimeout + 5*time.Second)
 	so.SetMaxHttpBufferSize(opts.MaxMessageBytes)
 	so.SetAllowEIO3(false)
 	so.SetCors(s.cors())
@@ -143,6 +165,7 @@ func New(opts Options) *Server {
 	if !opts.disableGate {
 		_ = s.eio.On("connection", s.gate.attach)
 	}
+	_ = s.eio.On("connection", s.bound)
 	s.io.Bind(s.eio)
 	s.io.Use(s.authenticate)
 	_ = s.io.On("connection", s.onConnection)
@@ -152,8 +175,9 @@ func New(opts Options) *Server {
 	return s
 }
 
-// Handler serves Path (HTTP long-polling and the WebSocket upgrade).
-func (s *Server) Handler() http.Handler { return s.eio }
+// Handler serves Path (HTTP long-polling and the WebSocket upgrade), behind
+// the handshake and request bounds of Options.Limits.
+func (s *Server) Handler() http.Handler { return s.guard }
 
 // Clients returns the number of connected clients.
 func (s *Server) Clients() int64 { return s.clients.Load() }
@@ -251,8 +275,9 @@ func (s *Server) onConnection(args ...any) {
 	}
 	m := member{s: s, sock: sock, p: principalOf(sock)}
 	stopExpiry := s.expireAt(sock, m.p)
+	budget := newEventBudget(s.opts.Limits.ClientEventRate, cmp.Or(s.opts.abuseWindow, eventAbuseWindow))
 	s.clients.Add(1)
-	_ = sock.OnAny(func(args ...any) { s.onEvent(sock, m, args) })
+	_ = sock.OnAny(func(args ...any) { s.onEvent(sock, m, budget, args) })
 	_ = sock.On("disconnect", func(args ...any) {
 		stopExpiry()
 		s.clients.Add(-1)
@@ -274,7 +299,7 @@ func (s *Server) onConnection(args ...any) {
 
 // onEvent answers one client event: args are the event name, its arguments
 // and, last, the acknowledgement callback when the client asked for one.
-func (s *Server) onEvent(sock *socket.Socket, m member, args []any) {
+func (s *Server) onEvent(sock *socket.Socket, m member, budget *eventBudget, args []any) {
 	if len(args) == 0 {
 		return
 	}
@@ -286,6 +311,21 @@ func (s *Server) onEvent(sock *socket.Socket, m member, args []any) {
 			ack = a
 			args = args[:n-1]
 		}
+	}
+	if ok, abuse := budget.take(time.Now()); !ok {
+		s.opts.Metrics.LimitHit(LimitClientEventRate)
+		if abuse {
+			s.opts.Metrics.LimitHit(LimitClientAbuse)
+			s.quiet.Log(context.Background(), slog.LevelWarn, "client over its event rate for too long: disconnected", slog.String("sid", m.ID()), slog.String("user", m.p.User))
+			sock.Disconnect(true)
+			return
+		}
+		reply := map[string]any{"message": rateLimitMessage}
+		_ = sock.Emit(rooms.ReplyError, reply)
+		if ack != nil {
+			ack([]any{reply}, nil)
+		}
+		return
 	}
 	if !rooms.Handles(event) {
 		s.opts.Metrics.ClientEvent("other")
@@ -303,7 +343,7 @@ func (s *Server) onEvent(sock *socket.Socket, m member, args []any) {
 		return
 	}
 	if reply.Event == rooms.ReplyError {
-		s.log.Info("client event rejected", slog.String("event", event), slog.String("sid", m.ID()), slog.String("user", m.p.User), slog.Any("reason", reply.Payload["message"]))
+		s.log.Debug("client event rejected", slog.String("event", event), slog.String("sid", m.ID()), slog.String("user", m.p.User), slog.Any("reason", reply.Payload["message"]))
 	}
 	_ = sock.Emit(reply.Event, reply.Payload)
 	if ack != nil {
@@ -340,7 +380,7 @@ func (s *Server) allowRequest(ctx *types.HttpContext) error {
 	if origin == "" || originAllowed(origin, s.opts.AllowedOrigins) {
 		return nil
 	}
-	s.log.Info("handshake refused", slog.String("origin", origin))
+	s.quiet.Log(context.Background(), slog.LevelInfo, "handshake refused", slog.String("origin", origin))
 	return ErrOriginNotAllowed
 }
 

@@ -20,7 +20,7 @@ import (
 
 func newTestServer(t testing.TB, opts Options) (*Server, string) {
 	t.Helper()
-	opts.Protocol = rooms.NewProtocol(0, rooms.NewMemoryFollows())
+	opts.Protocol = rooms.NewProtocol(rooms.Options{Follows: rooms.NewMemoryFollows()})
 	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	s := New(opts)
 	hs := httptest.NewServer(s.Handler())

@@ -94,3 +94,35 @@ func TestRequestLoggerNamesRouteAndRequestID(t *testing.T) {
 		t.Fatalf("log line %q lacks route or request id %q", logs.String(), id)
 	}
 }
+
+func TestLimitInFlight(t *testing.T) {
+	entered, release := make(chan struct{}, 2), make(chan struct{})
+	var refused int
+	e := echo.New()
+	e.HTTPErrorHandler = httpapi.ErrorHandler(httpapitest.Discard)
+	e.POST("/x", func(c echo.Context) error {
+		entered <- struct{}{}
+		<-release
+		return c.NoContent(http.StatusOK)
+	}, httpapi.LimitInFlight(2, func() { refused++ }))
+	done := make(chan int, 2)
+	for range 2 {
+		go func() { done <- httpapitest.Post(e, "/x", "", nil).Code }()
+	}
+	<-entered
+	<-entered
+	rec := httpapitest.Post(e, "/x", "", nil)
+	if rec.Code != 503 || rec.Header().Get("Retry-After") == "" || refused != 1 {
+		t.Fatalf("third request: %d, Retry-After %q, refused %d", rec.Code, rec.Header().Get("Retry-After"), refused)
+	}
+	close(release)
+	for range 2 {
+		if code := <-done; code != 200 {
+			t.Fatalf("a request within the limit answered %d", code)
+		}
+	}
+	// release is closed: the handler returns at once now.
+	if rec := httpapitest.Post(e, "/x", "", nil); rec.Code != 200 {
+		t.Fatalf("after the others finished: %d", rec.Code)
+	}
+}

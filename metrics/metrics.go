@@ -42,6 +42,8 @@ type Metrics struct {
 	authExpired     prometheus.Counter
 	authBackend     *prometheus.HistogramVec
 	httpRefusals    *prometheus.CounterVec
+	limitHits       *prometheus.CounterVec
+	logSuppressed   prometheus.Counter
 }
 
 // latencyBuckets span 0.5 ms to 10 s.
@@ -95,6 +97,13 @@ func New() *Metrics {
 	m.httpRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gateway_http_refusals_total", Help: "Producer requests refused before their handler, by route and reason (signature_missing, signature_malformed, signature_mismatch, timestamp_required, stale, replay, in_progress, too_large, slow_body).",
 	}, []string{"route", "reason"})
+	m.limitHits = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gateway_limit_hits_total", Help: "Requests, handshakes, connections or client actions refused (or clients disconnected) by a bound, by limit (max_connections, idle_connections_closed, producer_concurrency, max_clients, max_polling_sessions, handshake_rate, handshake_rate_per_ip, client_rooms, client_follows, client_event_rate, client_event_rate_disconnect, polling_buffer, polling_body, binary_packet).",
+	}, []string{"limit"})
+	m.logSuppressed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "gateway_log_lines_suppressed_total", Help: "Log lines a client could cause (refusals) left out past the log rate.",
+	})
+	m.reg.MustRegister(m.limitHits, m.logSuppressed)
 	m.reg.MustRegister(m.clientEvents, m.emitted, m.deliveries, m.disconnects, m.httpRequests, m.busPublish, m.busConsumeLag, m.redisReconnects, m.webhookToEmit,
 		m.authConnects, m.authJoins, m.authExpired, m.authBackend, m.httpRefusals,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -201,8 +210,11 @@ func each(c prometheus.Collector, f func(*dto.Metric)) {
 }
 
 // Register serves /metrics on e.
-func (m *Metrics) Register(e *echo.Echo) {
-	e.GET(Path, echo.WrapHandler(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})))
+func (m *Metrics) Register(e *echo.Echo) { e.GET(Path, echo.WrapHandler(m.Handler())) }
+
+// Handler serves the metrics (on metrics-addr, its own listener).
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
 // ClientEvent counts one client event.
@@ -284,6 +296,20 @@ func (m *Metrics) AuthBackendCall(call, outcome string, d time.Duration) {
 func (m *Metrics) HTTPRefused(route, reason string) {
 	if m != nil {
 		m.httpRefusals.WithLabelValues(route, reason).Inc()
+	}
+}
+
+// LimitHit counts one refusal (or disconnect) by the named bound.
+func (m *Metrics) LimitHit(limit string) {
+	if m != nil {
+		m.limitHits.WithLabelValues(limit).Inc()
+	}
+}
+
+// LogSuppressed counts one log line left out past the log rate.
+func (m *Metrics) LogSuppressed() {
+	if m != nil {
+		m.logSuppressed.Inc()
 	}
 }
 

@@ -24,6 +24,8 @@ type Follows interface {
 	Unfollow(ctx context.Context, f Follow) (bool, error)
 	// Drop removes every follow of member (on disconnect).
 	Drop(ctx context.Context, member string)
+	// Count is the number of jobs member follows.
+	Count(member string) int
 }
 
 // MemoryFollows is the single-node Follows. The zero value is not usable;
@@ -85,6 +87,13 @@ func (f *MemoryFollows) Drop(_ context.Context, member string) {
 	for job := range f.byMember[member] {
 		f.remove(job, member)
 	}
+}
+
+// Count implements Follows.
+func (f *MemoryFollows) Count(member string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.byMember[member])
 }
 
 // Active reports whether anyone follows job.

@@ -57,8 +57,8 @@ type RedisFollows struct {
 	ttl     time.Duration
 	log     *slog.Logger
 
-	mu    sync.Mutex        // guards local
-	local map[string]Follow // this node's follows by member+job, refreshed
+	mu    sync.Mutex                   // guards local
+	local map[string]map[string]Follow // this node's follows, by member then job key, refreshed
 }
 
 var _ Follows = (*RedisFollows)(nil)
@@ -66,7 +66,7 @@ var _ Follows = (*RedisFollows)(nil)
 // NewRedisFollows returns the cluster Follows. Keys start with prefix;
 // control events go to channel; node names this process.
 func NewRedisFollows(client redis.UniversalClient, prefix, channel, node string, log *slog.Logger) *RedisFollows {
-	return &RedisFollows{client: client, prefix: prefix, channel: channel, node: node, ttl: DefaultFollowTTL, log: log, local: map[string]Follow{}}
+	return &RedisFollows{client: client, prefix: prefix, channel: channel, node: node, ttl: DefaultFollowTTL, log: log, local: map[string]map[string]Follow{}}
 }
 
 // followScript drops expired followers, counts the others, adds (or
@@ -89,7 +89,6 @@ return redis.call('ZCARD', KEYS[1])
 
 func (r *RedisFollows) key(job string) string    { return r.prefix + ":follows:" + job }
 func (r *RedisFollows) member(sid string) string { return r.node + "/" + sid }
-func localKey(member, job string) string         { return member + "\x00" + job }
 func nowMillis(t time.Time) string               { return strconv.FormatInt(t.UnixMilli(), 10) }
 
 // Follow implements Follows.
@@ -101,8 +100,13 @@ func (r *RedisFollows) Follow(ctx context.Context, f Follow) (bool, error) {
 		return false, fmt.Errorf("rooms: follow %s: %w", f.Job.Key, err)
 	}
 	r.mu.Lock()
-	_, again := r.local[localKey(f.Member, f.Job.Key)]
-	r.local[localKey(f.Member, f.Job.Key)] = f
+	jobs := r.local[f.Member]
+	if jobs == nil {
+		jobs = map[string]Follow{}
+		r.local[f.Member] = jobs
+	}
+	_, again := jobs[f.Job.Key]
+	jobs[f.Job.Key] = f
 	r.mu.Unlock()
 	followers := before + 1
 	if again {
@@ -119,9 +123,12 @@ func (r *RedisFollows) Unfollow(ctx context.Context, f Follow) (bool, error) {
 		return false, fmt.Errorf("rooms: unfollow %s: %w", f.Job.Key, err)
 	}
 	r.mu.Lock()
-	if known, ok := r.local[localKey(f.Member, f.Job.Key)]; ok {
+	if known, ok := r.local[f.Member][f.Job.Key]; ok {
 		f.Project = known.Project
-		delete(r.local, localKey(f.Member, f.Job.Key))
+		delete(r.local[f.Member], f.Job.Key)
+		if len(r.local[f.Member]) == 0 {
+			delete(r.local, f.Member)
+		}
 	}
 	r.mu.Unlock()
 	if after < 0 {
@@ -131,26 +138,62 @@ func (r *RedisFollows) Unfollow(ctx context.Context, f Follow) (bool, error) {
 	return true, nil
 }
 
-// Drop implements Follows: the member disconnected.
+// Count implements Follows: the follows of member on this node.
+func (r *RedisFollows) Count(member string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.local[member])
+}
+
+// Drop implements Follows: the member disconnected. Its follows are
+// released in one round trip (a pipeline of unfollows), and every job it
+// made idle gets its control event with last: true, in a second one. A
+// failure leaves the follows to expire after the follow TTL.
 func (r *RedisFollows) Drop(ctx context.Context, member string) {
 	r.mu.Lock()
-	var mine []Follow
-	for k, f := range r.local {
-		if f.Member == member {
-			mine = append(mine, f)
-			delete(r.local, k)
-		}
-	}
+	jobs := r.local[member]
+	delete(r.local, member)
 	r.mu.Unlock()
-	for _, f := range mine {
-		after, err := unfollowScript.Run(ctx, r.client, []string{r.key(f.Job.Key)}, nowMillis(time.Now()), r.member(f.Member)).Int64()
-		if err != nil {
-			r.log.Warn("follow not released; it expires by itself", slog.String("job_id", f.Job.Key), slog.Duration("ttl", r.ttl), slog.String("error", err.Error()))
+	if len(jobs) == 0 {
+		return
+	}
+	mine := make([]Follow, 0, len(jobs))
+	for _, f := range jobs {
+		mine = append(mine, f)
+	}
+	now := nowMillis(time.Now())
+	cmds := make([]*redis.Cmd, len(mine))
+	_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, f := range mine {
+			cmds[i] = unfollowScript.Eval(ctx, p, []string{r.key(f.Job.Key)}, now, r.member(f.Member)) // EVALSHA cannot fall back inside a pipeline
+		}
+		return nil
+	})
+	if err != nil {
+		r.log.Warn("follows not released; they expire by themselves", slog.Int("follows", len(mine)), slog.Duration("ttl", r.ttl), slog.String("error", err.Error()))
+		return
+	}
+	events := make([][]byte, 0, len(mine))
+	for i, f := range mine {
+		after, err := cmds[i].Int64()
+		if err != nil || after < 0 {
 			continue
 		}
-		if after >= 0 {
-			r.publish(ctx, ControlEvent{Action: ActionUnsubscribe, Last: after == 0, Followers: after}, f, "disconnect")
+		if b, ok := r.controlEvent(ControlEvent{Action: ActionUnsubscribe, Last: after == 0, Followers: after}, f, "disconnect"); ok {
+			events = append(events, b)
 		}
+	}
+	if len(events) == 0 {
+		return
+	}
+	_, err = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, b := range events {
+			p.Publish(ctx, r.channel, b)
+		}
+		return nil
+	})
+	if err != nil {
+		r.log.Warn("log control events of a disconnect not published", slog.Int("events", len(events)), slog.String("error", err.Error()))
 	}
 }
 
@@ -166,9 +209,11 @@ func (r *RedisFollows) Run(ctx context.Context) {
 		case <-tick.C:
 		}
 		r.mu.Lock()
-		follows := make([]Follow, 0, len(r.local))
-		for _, f := range r.local {
-			follows = append(follows, f)
+		var follows []Follow
+		for _, jobs := range r.local {
+			for _, f := range jobs {
+				follows = append(follows, f)
+			}
 		}
 		r.mu.Unlock()
 		expiry := nowMillis(time.Now().Add(r.ttl))
@@ -186,6 +231,17 @@ func (r *RedisFollows) Run(ctx context.Context) {
 }
 
 func (r *RedisFollows) publish(ctx context.Context, ev ControlEvent, f Follow, reason string) {
+	b, ok := r.controlEvent(ev, f, reason)
+	if !ok {
+		return
+	}
+	if err := r.client.Publish(ctx, r.channel, b).Err(); err != nil {
+		r.log.Warn("log control event not published", slog.String("job_id", f.Job.Key), slog.String("action", ev.Action), slog.String("error", err.Error()))
+	}
+}
+
+// controlEvent completes ev for f and encodes it.
+func (r *RedisFollows) controlEvent(ev ControlEvent, f Follow, reason string) ([]byte, bool) {
 	ev.JobID = f.Job.Raw
 	ev.Type = f.Type
 	if f.Project.Key != "" {
@@ -196,12 +252,7 @@ func (r *RedisFollows) publish(ctx context.Context, ev ControlEvent, f Follow, r
 	ev.SID = f.Member
 	ev.Time = time.Now().UTC().Format(time.RFC3339Nano)
 	b, err := json.Marshal(ev)
-	if err != nil {
-		return
-	}
-	if err := r.client.Publish(ctx, r.channel, b).Err(); err != nil {
-		r.log.Warn("log control event not published", slog.String("job_id", f.Job.Key), slog.String("action", ev.Action), slog.String("error", err.Error()))
-	}
+	return b, err == nil
 }
 
 func mustFloat(s string) float64 {

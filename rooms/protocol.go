@@ -3,6 +3,7 @@ package rooms
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 )
 
@@ -44,6 +45,10 @@ type Member interface {
 	Join(room string)
 	// Leave removes the client from room.
 	Leave(room string)
+	// Rooms is the number of project and batch rooms the client is in.
+	Rooms() int
+	// InRoom reports whether the client is in room.
+	InRoom(room string) bool
 	// Authorize asks the gateway's one authorizer whether the client may
 	// have a: nil allows; any error refuses (the reply is "Forbidden",
 	// whatever the reason: a decision or a failure, which fails closed).
@@ -66,6 +71,12 @@ type Access struct {
 	// job (zero when none).
 	Project ID
 }
+
+// Defaults of Limits.
+const (
+	DefaultMaxRooms   = 100
+	DefaultMaxFollows = 20
+)
 
 // ForbiddenMessage is the error reply to a refused join.
 const ForbiddenMessage = "Forbidden"
@@ -107,16 +118,46 @@ func Handles(event string) bool {
 // Protocol answers client events. Create it with NewProtocol.
 type Protocol struct {
 	maxIDLength int
+	maxRooms    int
+	maxFollows  int
 	follows     Follows
+	onLimit     func(string)
 }
 
-// NewProtocol returns the client protocol. maxIDLength <= 0 means
-// DefaultMaxIDLength; follows tracks which jobs' logs are followed.
-func NewProtocol(maxIDLength int, follows Follows) *Protocol {
-	if maxIDLength <= 0 {
-		maxIDLength = DefaultMaxIDLength
+// Options configures a Protocol.
+type Options struct {
+	// Follows tracks which jobs' logs are followed. Required.
+	Follows Follows
+	// MaxIDLength bounds ids. Zero means DefaultMaxIDLength.
+	MaxIDLength int
+	// MaxRooms bounds the project and batch rooms one client may be in;
+	// a join past it answers error "Too many rooms (limit N)". Zero means
+	// DefaultMaxRooms.
+	MaxRooms int
+	// MaxFollows bounds the jobs whose logs one client may follow; past it
+	// subscribe_logs answers error "Too many log subscriptions (limit N)".
+	// Zero means DefaultMaxFollows.
+	MaxFollows int
+	// OnLimit, when set, is called with LimitRooms or LimitFollows for
+	// every request refused by them (for metrics).
+	OnLimit func(limit string)
+}
+
+// NewProtocol returns the client protocol. It panics without Follows.
+func NewProtocol(opts Options) *Protocol {
+	if opts.Follows == nil {
+		panic("rooms: Options needs Follows")
 	}
-	return &Protocol{maxIDLength: maxIDLength, follows: follows}
+	if opts.MaxIDLength <= 0 {
+		opts.MaxIDLength = DefaultMaxIDLength
+	}
+	if opts.MaxRooms <= 0 {
+		opts.MaxRooms = DefaultMaxRooms
+	}
+	if opts.MaxFollows <= 0 {
+		opts.MaxFollows = DefaultMaxFollows
+	}
+	return &Protocol{maxIDLength: opts.MaxIDLength, maxRooms: opts.MaxRooms, maxFollows: opts.MaxFollows, follows: opts.Follows, onLimit: opts.OnLimit}
 }
 
 // Handle runs one client event and returns the reply. args are the event's
@@ -140,6 +181,8 @@ func (p *Protocol) Handle(ctx context.Context, m Member, event string, args []an
 			m.Leave(room)
 		} else if err := m.Authorize(ctx, Access{Kind: re.kind, ID: id}); err != nil {
 			return errorReply(ForbiddenMessage)
+		} else if !p.roomFor(m, room) {
+			return p.tooManyRooms()
 		} else {
 			m.Join(room)
 		}
@@ -183,6 +226,13 @@ func (p *Protocol) subscribeLogs(ctx context.Context, m Member, data map[string]
 	if m.Authorize(ctx, Access{Kind: AccessJob, ID: job, Project: project}) != nil {
 		return errorReply(ForbiddenMessage)
 	}
+	if project.Key != "" && !p.roomFor(m, ProjectRoom(project)) {
+		return p.tooManyRooms()
+	}
+	if p.follows.Count(m.ID()) >= p.maxFollows {
+		p.hit(LimitFollows)
+		return errorReply(fmt.Sprintf("Too many log subscriptions (limit %d)", p.maxFollows))
+	}
 	if project.Key != "" {
 		m.Join(ProjectRoom(project))
 	}
@@ -195,6 +245,29 @@ func (p *Protocol) subscribeLogs(ctx context.Context, m Member, data map[string]
 		return Reply{ReplySubscribed, map[string]any{"job_id": job.Raw, "status": StatusAlreadyActive}}
 	}
 	return Reply{ReplySubscribed, map[string]any{"job_id": job.Raw, "status": StatusStarted, "type": kind}}
+}
+
+// Limit names given to Options.OnLimit.
+const (
+	LimitRooms   = "client_rooms"
+	LimitFollows = "client_follows"
+)
+
+// roomFor reports whether m may be in room: it is already, or it is in
+// fewer rooms than the limit.
+func (p *Protocol) roomFor(m Member, room string) bool {
+	return m.InRoom(room) || m.Rooms() < p.maxRooms
+}
+
+func (p *Protocol) tooManyRooms() Reply {
+	p.hit(LimitRooms)
+	return errorReply(fmt.Sprintf("Too many rooms (limit %d)", p.maxRooms))
+}
+
+func (p *Protocol) hit(limit string) {
+	if p.onLimit != nil {
+		p.onLimit(limit)
+	}
 }
 
 // unavailableMessage answers a log (un)subscription the cluster could not

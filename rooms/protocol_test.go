@@ -21,6 +21,18 @@ type fakeMember struct {
 	asked []Access
 }
 
+func (m *fakeMember) Rooms() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.rooms)
+}
+
+func (m *fakeMember) InRoom(room string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Contains(m.rooms, room)
+}
+
 func (m *fakeMember) Authorize(_ context.Context, a Access) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -87,7 +99,7 @@ func TestProtocolHandle(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			p := NewProtocol(128, NewMemoryFollows())
+			p := NewProtocol(Options{MaxIDLength: 128, Follows: NewMemoryFollows()})
 			m := &fakeMember{id: "s1"}
 			got := p.Handle(context.Background(), m, tc.event, decode(t, tc.payload))
 			if got.Event != tc.wantEvent {
@@ -131,7 +143,7 @@ func TestProtocolAuthorizesEveryJoin(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := NewMemoryFollows()
-			p := NewProtocol(0, f)
+			p := NewProtocol(Options{Follows: f})
 			m := &fakeMember{id: "s1", deny: map[string]bool{tc.deny: true}}
 			got := p.Handle(context.Background(), m, tc.event, decode(t, tc.payload))
 			if got.Event != tc.wantEvent {
@@ -158,7 +170,7 @@ func TestProtocolAuthorizesEveryJoin(t *testing.T) {
 }
 
 func TestProtocolLeave(t *testing.T) {
-	p := NewProtocol(0, NewMemoryFollows())
+	p := NewProtocol(Options{Follows: NewMemoryFollows()})
 	m := &fakeMember{id: "s1"}
 	p.Handle(context.Background(), m, EventSubscribeProject, decode(t, `{"project_id":"p"}`))
 	p.Handle(context.Background(), m, EventJoinBatch, decode(t, `{"batch_id":7}`))
@@ -175,7 +187,7 @@ func TestProtocolLeave(t *testing.T) {
 
 func TestProtocolLogFollows(t *testing.T) {
 	f := NewMemoryFollows()
-	p := NewProtocol(0, f)
+	p := NewProtocol(Options{Follows: f})
 	a, b := &fakeMember{id: "a"}, &fakeMember{id: "b"}
 	sub := func(m Member) string {
 		return p.Handle(context.Background(), m, EventSubscribeLogs, decode(t, `{"job_id":"j1"}`)).Payload["status"].(string)
@@ -238,7 +250,7 @@ func FuzzHandle(f *testing.F) {
 		if json.Unmarshal([]byte(payload), &v) != nil {
 			return // the Socket.IO parser rejects invalid JSON before us
 		}
-		p := NewProtocol(64, NewMemoryFollows())
+		p := NewProtocol(Options{MaxIDLength: 64, Follows: NewMemoryFollows()})
 		m := &fakeMember{id: "s"}
 		reply := p.Handle(context.Background(), m, events[int(which)%len(events)], []any{v})
 		if reply.Event == "" {
@@ -256,4 +268,45 @@ func FuzzHandle(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A client is bounded in the rooms it may be in and the jobs it may
+// follow; re-joining a room it is in is not a new room.
+func TestProtocolLimits(t *testing.T) {
+	var hits []string
+	f := NewMemoryFollows()
+	p := NewProtocol(Options{Follows: f, MaxRooms: 2, MaxFollows: 2, OnLimit: func(l string) { hits = append(hits, l) }})
+	m := &fakeMember{id: "s1"}
+	ask := func(event, payload string) Reply { return p.Handle(context.Background(), m, event, decode(t, payload)) }
+	for _, tc := range []struct {
+		event, payload, want string
+	}{
+		{EventSubscribeProject, `{"project_id":1}`, ReplySubscribedProject},
+		{EventJoinBatch, `{"batch_id":1}`, ReplyJoinedBatch},
+		{EventSubscribeProject, `{"project_id":2}`, ReplyError},             // a third room
+		{EventSubscribeProject, `{"project_id":1}`, ReplySubscribedProject}, // already in it
+		{EventSubscribeLogs, `{"job_id":"a","project_id":3}`, ReplyError},   // its project would be a third room
+		{EventSubscribeLogs, `{"job_id":"a"}`, ReplySubscribed},
+		{EventSubscribeLogs, `{"job_id":"b"}`, ReplySubscribed},
+		{EventSubscribeLogs, `{"job_id":"c"}`, ReplyError}, // a third follow
+		{EventLeaveBatch, `{"batch_id":1}`, ReplyLeftBatch},
+		{EventSubscribeProject, `{"project_id":2}`, ReplySubscribedProject}, // room again after leaving one
+	} {
+		if got := ask(tc.event, tc.payload); got.Event != tc.want {
+			t.Fatalf("%s %s = %s %v, want %s", tc.event, tc.payload, got.Event, got.Payload, tc.want)
+		}
+	}
+	if got := ask(EventSubscribeProject, `{"project_id":9}`); got.Payload["message"] != "Too many rooms (limit 2)" {
+		t.Fatalf("room limit message = %v", got.Payload)
+	}
+	if got := ask(EventSubscribeLogs, `{"job_id":"d"}`); got.Payload["message"] != "Too many log subscriptions (limit 2)" {
+		t.Fatalf("follow limit message = %v", got.Payload)
+	}
+	if f.Active("c") || f.Count("s1") != 2 {
+		t.Fatalf("a refused follow was recorded: count %d", f.Count("s1"))
+	}
+	want := []string{LimitRooms, LimitRooms, LimitFollows, LimitRooms, LimitFollows}
+	if !slices.Equal(hits, want) {
+		t.Fatalf("limits counted %v, want %v", hits, want)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os/exec"
 	"path"
@@ -45,6 +46,9 @@ const (
 	PartOfLabel      = "app.kubernetes.io/part-of"
 	PartOf           = "meshgen"
 	envPort          = "PORT"
+	envMetricsAddr   = "GATEWAY_METRICS_ADDR"
+	envAuth          = "GATEWAY_AUTH"
+	envAuthURL       = "GATEWAY_AUTH_URL"
 	envEnvironment   = "GATEWAY_ENV"
 	envDrain         = "GATEWAY_DRAIN_WINDOW"
 	envShutdown      = "GATEWAY_SHUTDOWN_TIMEOUT"
@@ -918,6 +922,9 @@ func (c *checker) checkNetworkPolicy(o Object, np *networkingv1.NetworkPolicy) {
 		if !open {
 			c.addf(o.ID(), "no ingress rule admits the gateway's container port %v: the ingress controller could not reach it", portNumber(cp))
 		}
+		if mp := c.metricsPort(); mp != nil && mp != cp && !ingressAdmits(np, mp) {
+			c.addf(o.ID(), "no ingress rule admits the metrics port %d (%s): Prometheus could not scrape it", mp.ContainerPort, c.metricsWhere())
+		}
 	}
 	if slices.Contains(types, networkingv1.PolicyTypeEgress) {
 		if !egressAllows(np, corev1.ProtocolUDP, 53) {
@@ -926,7 +933,45 @@ func (c *checker) checkNetworkPolicy(o Object, np *networkingv1.NetworkPolicy) {
 		if v, set := c.gwEnv[envRedisURL]; set && (!v.known || v.value != "") && !egressAllows(np, corev1.ProtocolTCP, 6379) {
 			c.addf(o.ID(), "egress does not allow Redis (TCP 6379) though REDIS_URL is set")
 		}
+		if mode, _, _ := c.setting(envAuth); mode == "backend" {
+			if raw, _, ok := c.setting(envAuthURL); ok {
+				if port := urlPort(raw); port > 0 && !egressAllows(np, corev1.ProtocolTCP, port) {
+					c.addf(o.ID(), "egress does not allow the auth backend (TCP %d of %s) though GATEWAY_AUTH is backend: every connect would be refused", port, raw)
+				}
+			}
+		}
 	}
+}
+
+// ingressAdmits reports whether an ingress rule admits container port cp.
+func ingressAdmits(np *networkingv1.NetworkPolicy, cp *corev1.ContainerPort) bool {
+	for _, r := range np.Spec.Ingress {
+		if len(r.Ports) == 0 {
+			return true
+		}
+		for _, p := range r.Ports {
+			if p.Port != nil && portIs(*p.Port, cp) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// urlPort is the TCP port of an http(s) URL (0 when it does not parse).
+func urlPort(raw string) int32 {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return 0
+	}
+	if p := u.Port(); p != "" {
+		n, _ := strconv.Atoi(p)
+		return int32(n)
+	}
+	if u.Scheme == "https" {
+		return 443
+	}
+	return 80
 }
 
 func egressAllows(np *networkingv1.NetworkPolicy, proto corev1.Protocol, port int32) bool {
@@ -971,11 +1016,56 @@ func (c *checker) checkServiceMonitor(o Object, sm *ServiceMonitor) {
 			continue
 		}
 		for _, s := range svcs {
-			if !slices.ContainsFunc(s.Spec.Ports, func(sp corev1.ServicePort) bool { return sp.Name == ep.Port }) {
+			i := slices.IndexFunc(s.Spec.Ports, func(sp corev1.ServicePort) bool { return sp.Name == ep.Port })
+			if i < 0 {
 				c.addf(o.ID(), "endpoint port %q is not a port name of Service %s", ep.Port, s.Name)
+				continue
+			}
+			if c.gateway == nil {
+				continue
+			}
+			target := s.Spec.Ports[i].TargetPort
+			if target.Type == intstr.Int && target.IntVal == 0 {
+				target = intstr.FromInt32(s.Spec.Ports[i].Port)
+			}
+			if want := c.metricsPort(); want != nil && !portIs(target, want) {
+				c.addf(o.ID(), "endpoint port %q reaches container port %s, but the gateway serves /metrics on %d (%s)", ep.Port, target.String(), want.ContainerPort, c.metricsWhere())
 			}
 		}
 	}
+}
+
+// metricsPort is the container port where the gateway serves /metrics:
+// the port of GATEWAY_METRICS_ADDR when set, else the http port. Nil when
+// no container port has that number.
+func (c *checker) metricsPort() *corev1.ContainerPort {
+	v, _, ok := c.setting(envMetricsAddr)
+	if !ok || v == "" {
+		return c.gatewayPort()
+	}
+	_, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return nil
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		return nil
+	}
+	ctr := c.gatewayContainer()
+	for i := range ctr.Ports {
+		if ctr.Ports[i].ContainerPort == int32(n) {
+			return &ctr.Ports[i]
+		}
+	}
+	return &corev1.ContainerPort{Name: "(none)", ContainerPort: int32(n)}
+}
+
+// metricsWhere says where metricsPort comes from, for messages.
+func (c *checker) metricsWhere() string {
+	if v, _, ok := c.setting(envMetricsAddr); ok && v != "" {
+		return envMetricsAddr + "=" + v
+	}
+	return "the main port"
 }
 
 // checkGatewayCovered requires the objects that make the gateway reachable

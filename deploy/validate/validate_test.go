@@ -338,7 +338,10 @@ func TestBroken(t *testing.T) {
 		{dir: "ingress-backend-service", overlay: "dev", want: []string{`Ingress/gateway: backend Service "gateway-api" is not in the build`}},
 		{dir: "ingress-timeout", overlay: "dev", want: []string{`proxy-read-timeout="60"; want at least 3600`}},
 		{dir: "no-affinity", overlay: "dev", want: []string{`nginx.ingress.kubernetes.io/affinity=""; want "cookie"`}},
-		{dir: "servicemonitor-port", overlay: "prod", want: []string{`ServiceMonitor/gateway: endpoint port "metrics" is not a port name of Service gateway`}},
+		{dir: "servicemonitor-port", overlay: "prod", want: []string{`ServiceMonitor/gateway: endpoint port "prometheus" is not a port name of Service gateway`}},
+		{dir: "servicemonitor-metrics-port", overlay: "prod", want: []string{`ServiceMonitor/gateway: endpoint port "http" reaches container port http, but the gateway serves /metrics on 9090 (GATEWAY_METRICS_ADDR=:9090)`}},
+		{dir: "networkpolicy-metrics", overlay: "prod", want: []string{"NetworkPolicy/gateway: no ingress rule admits the metrics port 9090 (GATEWAY_METRICS_ADDR=:9090)"}},
+		{dir: "networkpolicy-auth-egress", overlay: "prod", want: []string{"NetworkPolicy/gateway: egress does not allow the auth backend (TCP 5000 of http://backend:5000/api/realtime/authorize)"}},
 
 		{dir: "unknown-env", overlay: "dev", want: []string{"env REDIS_ADDR (from env) is not a setting of the binary"}},
 		{dir: "unknown-env-configmap", overlay: "dev", want: []string{"env GATEWAY_LOG_LVL (from ConfigMap gateway-config-HASH) is not a setting of the binary"}},

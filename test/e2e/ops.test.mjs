@@ -92,7 +92,7 @@ describe('paced drain', { skip: redisSkip }, () => {
   it('SIGTERM on node A: 200 clients reconnect to node B by themselves, in batches across the window; A exits 0; no webhook is lost', async () => {
     const redis = new Redis();
     await redis.start();
-    const env = { REDIS_URL: redis.url, GATEWAY_DRAIN_WINDOW: '3s', GATEWAY_SHUTDOWN_TIMEOUT: '10s', GATEWAY_LOG_LEVEL: 'warn' };
+    const env = { REDIS_URL: redis.url, GATEWAY_DRAIN_WINDOW: '3s', GATEWAY_SHUTDOWN_TIMEOUT: '10s', GATEWAY_LOG_LEVEL: 'warn', GATEWAY_HANDSHAKE_RATE_PER_IP: '0' };
     const a = new Gateway({ env });
     const b = new Gateway({ env });
     await Promise.all([a.start(), b.start()]);

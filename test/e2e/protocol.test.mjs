@@ -1,4 +1,4 @@
-// PROTOCOL.md "Client -> server events": every row, its errors and acks,
+// docs/protocol.md "Client -> server events": every row, its errors and acks,
 // against the real binary with the real socket.io-client.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -103,6 +103,38 @@ describe('client protocol', () => {
     const s = await open();
     const ack = await emitWithAck(s, 'no_such_event', { a: 1 });
     assert.deepEqual(ack, { message: 'Unknown event: no_such_event' });
+    assert.ok(s.connected);
+  });
+});
+
+describe('per-client bounds, as the client sees them', () => {
+  const gw = new Gateway({ env: { GATEWAY_CLIENT_MAX_ROOMS: '2', GATEWAY_CLIENT_MAX_FOLLOWS: '1', GATEWAY_CLIENT_EVENT_RATE: '5' } });
+  const sockets = [];
+  const open = async () => { const s = connect(gw.url, { transports: ['websocket'] }); sockets.push(s); return connected(s); };
+  before(async () => { await gw.start(); });
+  after(async () => {
+    sockets.forEach((s) => s.disconnect());
+    assert.equal((await gw.stop()).code, 0);
+  });
+
+  it('a third room and a second follow answer error with the limit; the socket keeps serving', async () => {
+    const s = await open();
+    await request(s, 'subscribe_project', { project_id: 1 }, 'subscribed_project');
+    await request(s, 'join_batch', { batch_id: 1 }, 'joined_batch');
+    assert.deepEqual(await request(s, 'subscribe_project', { project_id: 2 }, 'error'), { message: 'Too many rooms (limit 2)' });
+    await request(s, 'subscribe_logs', { job_id: 'a' }, 'subscribed');
+    assert.deepEqual(await request(s, 'subscribe_logs', { job_id: 'b' }, 'error'), { message: 'Too many log subscriptions (limit 1)' });
+    await request(s, 'leave_batch', { batch_id: 1 }, 'left_batch');
+    assert.deepEqual(await request(s, 'subscribe_project', { project_id: 2 }, 'subscribed_project'), { project_id: 2 });
+  });
+
+  it('events past the client rate answer error "Rate limit exceeded" (and the ack), and the socket stays', async () => {
+    const s = await open();
+    const acks = await Promise.all(Array.from({ length: 20 }, (_, i) => emitWithAck(s, 'subscribe_project', { project_id: `r${i % 2}` })));
+    const refused = acks.filter((a) => a.message === 'Rate limit exceeded').length;
+    assert.ok(refused >= 5 && refused <= 15, `${refused} of 20 refused at 5 events/s (bursts of 10)`);
+    await sleep(1200);
+    assert.deepEqual(await request(s, 'subscribe_project', { project_id: 'r0' }, 'subscribed_project'), { project_id: 'r0' });
     assert.ok(s.connected);
   });
 });

@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/meshgen/gateway/test/load/internal/source"
 )
 
 // Names of the servers.
@@ -73,8 +75,11 @@ func Start(ctx context.Context, env Env, name, tag string) (*Server, error) {
 	case Gateway:
 		cmd = exec.Command(env.GatewayBin)
 		cmd.Env = append(os.Environ(), common...)
+		// The harness measures capacity: the handshake rate bounds, which
+		// would cap the connect rate, are off.
 		cmd.Env = append(cmd.Env, "GATEWAY_ENV=development", "GATEWAY_HOST=127.0.0.1", "GATEWAY_LOG_LEVEL=warn",
-			"GATEWAY_EVENTS_SECRET="+env.Secret)
+			"GATEWAY_EVENTS_SECRET="+env.Secret+source.EventsSecretSuffix,
+			"GATEWAY_HANDSHAKE_RATE=0", "GATEWAY_HANDSHAKE_RATE_PER_IP=0")
 		if env.RedisURL != "" {
 			cmd.Env = append(cmd.Env, "REDIS_URL="+env.RedisURL)
 		}

@@ -66,13 +66,18 @@ func NewHTTPClient(conns int) *http.Client {
 	}
 }
 
-// New returns the source called name for a server at baseURL.
+// EventsSecretSuffix makes the publish API's secret from the webhook's: the
+// gateway refuses one secret for two routes.
+const EventsSecretSuffix = "-events"
+
+// New returns the source called name for a server at baseURL; the webhook
+// is signed with secret, the publish API with secret+EventsSecretSuffix.
 func New(name, baseURL, secret string, client *http.Client) (Source, error) {
 	switch name {
 	case "webhook":
 		return &Webhook{URL: baseURL + "/api/webhooks/modal", Secret: []byte(secret), Client: client}, nil
 	case "publish":
-		return &Publish{URL: baseURL + "/api/events", Secret: []byte(secret), Client: client}, nil
+		return &Publish{URL: baseURL + "/api/events", Secret: []byte(secret + EventsSecretSuffix), Client: client}, nil
 	case "emitter":
 		return &Emitter{URL: baseURL + "/_bench/emit", Client: client}, nil
 	}

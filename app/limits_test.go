@@ -1,0 +1,337 @@
+package app
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/meshgen/gateway/config"
+)
+
+// serving runs an app of cfg on a loopback listener until the test ends;
+// stop shuts it down and returns Serve's error.
+func serving(t *testing.T, cfg config.Config) (addr string, stop func() error) {
+	t.Helper()
+	a, err := New(cfg, slog.New(slog.DiscardHandler), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx, ln) }()
+	var once sync.Once
+	var serveErr error
+	stop = func() error {
+		once.Do(func() { cancel(); serveErr = <-done })
+		return serveErr
+	}
+	t.Cleanup(func() { _ = stop() })
+	addr = ln.Addr().String()
+	for range 100 {
+		if resp, err := http.Get("http://" + addr + "/livez"); err == nil {
+			_ = resp.Body.Close()
+			return addr, stop
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("the app never answered /livez")
+	return "", nil
+}
+
+func devConfig() config.Config {
+	cfg := config.Default()
+	cfg.Env = config.EnvDevelopment
+	cfg.DrainWindow = 0
+	cfg.ShutdownTimeout = 3 * time.Second
+	return cfg
+}
+
+// The HTTP server's bounds: a body sent too slowly on any route is cut at
+// http-read-timeout, an idle keep-alive closed at http-idle-timeout, a
+// header block over http-max-header-bytes answered 431; a WebSocket lives
+// past the read timeout (its reads get deadlines of their own).
+func TestHTTPServerBounds(t *testing.T) {
+	cfg := devConfig()
+	cfg.HTTPReadTimeout = 500 * time.Millisecond
+	cfg.HTTPIdleTimeout = 500 * time.Millisecond
+	cfg.HTTPMaxHeaderBytes = 4 << 10
+	cfg.PingInterval, cfg.PingTimeout = 300*time.Millisecond, time.Second
+	addr, _ := serving(t, cfg)
+
+	t.Run("slow body on a route without a body timeout of its own", func(t *testing.T) {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_, _ = fmt.Fprintf(conn, "POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+		start := time.Now()
+		for range 30 { // a byte every 100 ms: 3 s if never cut
+			if _, err := conn.Write([]byte("x")); err != nil {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, err := io.ReadAll(conn); err != nil && !strings.Contains(err.Error(), "reset") {
+			t.Fatalf("the slow connection was not closed: %v", err)
+		}
+		if time.Since(start) > 4*time.Second {
+			t.Fatal("the slow body was read to its end")
+		}
+	})
+	t.Run("idle keep-alive", func(t *testing.T) {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_, _ = fmt.Fprintf(conn, "GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+		r := bufio.NewReader(conn)
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := r.ReadByte(); err != io.EOF {
+			t.Fatalf("the idle connection was not closed by the server: %v", err)
+		}
+	})
+	t.Run("header block too large", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/livez", nil)
+		req.Header.Set("X-Big", strings.Repeat("h", 8<<10))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+			t.Fatalf("%d, want 431", resp.StatusCode)
+		}
+	})
+	t.Run("a WebSocket outlives the read timeout", func(t *testing.T) {
+		conn, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/socket.io/?EIO=4&transport=websocket", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_ = conn.WriteMessage(websocket.TextMessage, []byte("40"))
+		until := time.Now().Add(2 * time.Second) // four read timeouts
+		for time.Now().Before(until) {
+			_ = conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+			_, b, err := conn.ReadMessage()
+			if err != nil {
+				t.Fatalf("closed after %s: %v", 2*time.Second-time.Until(until), err)
+			}
+			if string(b) == "2" {
+				_ = conn.WriteMessage(websocket.TextMessage, []byte("3"))
+			}
+		}
+	})
+}
+
+// At shutdown a request whose body trickles in does not hold the process:
+// its connection is closed and Serve returns nil within the timeout.
+func TestShutdownClosesLingeringRequests(t *testing.T) {
+	cfg := devConfig()
+	cfg.ShutdownTimeout = 2 * time.Second
+	cfg.ProducerBodyTimeout = time.Minute // the producer's own bound is not the one tested
+	cfg.HTTPReadTimeout = time.Minute
+	addr, stop := serving(t, cfg)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, _ = fmt.Fprintf(conn, "POST /api/webhooks/modal HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	if err := stop(); err != nil {
+		t.Fatalf("Serve returned %v: a lingering request made the stop fail", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("the stop took %s, over the shutdown timeout", took)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(time.Second))
+	if _, err := conn.Read(make([]byte, 1)); err == nil || strings.Contains(err.Error(), "timeout") {
+		t.Fatalf("the lingering connection is still open after the stop: %v", err)
+	}
+}
+
+// metrics-addr serves /metrics on its own listener, and the main port no
+// longer does.
+func TestMetricsAddr(t *testing.T) {
+	probe, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := probe.Addr().String()
+	_ = probe.Close()
+	cfg := devConfig()
+	cfg.MetricsAddr = metricsAddr
+	addr, _ := serving(t, cfg)
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "gateway_socket_clients") {
+		t.Fatalf("metrics listener: %d", resp.StatusCode)
+	}
+	resp, err = http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("the main port serves /metrics: %d", resp.StatusCode)
+	}
+}
+
+// The connection cap: past 90% idle keep-alives are closed, at the cap new
+// connections are closed at once; a closed connection gives its slot back.
+func TestConnLimiter(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hits []string
+	var mu sync.Mutex
+	l := newConnLimiter(inner, 10, func(limit string) { mu.Lock(); hits = append(hits, limit); mu.Unlock() })
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) }), ConnState: l.connState}
+	go func() { _ = srv.Serve(l) }()
+	defer srv.Close()
+
+	// Eight idle keep-alives.
+	var idle []net.Conn
+	for range 8 {
+		c, err := net.Dial("tcp", inner.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_, _ = fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		if _, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, c)
+	}
+	waitOpen := func(n int64) {
+		t.Helper()
+		deadline := time.Now().Add(3 * time.Second)
+		for l.open.Load() != n && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if got := l.open.Load(); got != n {
+			t.Fatalf("%d open, want %d", got, n)
+		}
+	}
+	waitOpen(8)
+	// The 10th pushes past 90%: the idle ones are closed.
+	c9, _ := net.Dial("tcp", inner.Addr().String())
+	defer c9.Close()
+	c10, _ := net.Dial("tcp", inner.Addr().String())
+	defer c10.Close()
+	waitOpen(2)
+	for _, c := range idle {
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+			t.Fatalf("an idle keep-alive was not closed: %v", err)
+		}
+	}
+	mu.Lock()
+	reaped := len(hits)
+	mu.Unlock()
+	if reaped != 8 {
+		t.Fatalf("%d idle connections counted as closed, want 8", reaped)
+	}
+	// Fill to the cap with active connections: the next is closed at once.
+	var active []net.Conn
+	for range 8 {
+		c, _ := net.Dial("tcp", inner.Addr().String())
+		defer c.Close()
+		active = append(active, c)
+	}
+	waitOpen(10)
+	over, _ := net.Dial("tcp", inner.Addr().String())
+	defer over.Close()
+	_ = over.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := over.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("a connection over the cap was not closed: %v", err)
+	}
+	mu.Lock()
+	last := hits[len(hits)-1]
+	mu.Unlock()
+	if last != limitMaxConnections {
+		t.Fatalf("last hit %q", last)
+	}
+}
+
+func TestRequestIDFromClientsOnlyWhenShortAndClean(t *testing.T) {
+	e := echo.New()
+	e.Use(dropForeignRequestID)
+	e.Use(echoRequestID())
+	e.GET("/", func(c echo.Context) error { return c.NoContent(204) })
+	for id, kept := range map[string]bool{
+		"abc-123_x.y:z":          true,
+		strings.Repeat("a", 128): true,
+		strings.Repeat("a", 129): false,
+		"with space":             false,
+		"<script>":               false,
+		"line\nbreak":            false,
+	} {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.Header[echo.HeaderXRequestID] = []string{id}
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, req)
+		got := rec.Header().Get(echo.HeaderXRequestID)
+		if (got == id) != kept || got == "" {
+			t.Errorf("%q: the answer carries %q (kept %v)", id, got, kept)
+		}
+	}
+}
+
+func TestClientIP(t *testing.T) {
+	cfg := config.Default()
+	cfg.ClientIPHeader = "X-Forwarded-For"
+	cfg.TrustedProxies = []string{"10.0.0.0/8"}
+	ip := clientIP(cfg)
+	for _, tc := range []struct {
+		remote, xff, want string
+	}{
+		{"10.1.2.3:5000", "1.1.1.1, 2.2.2.2", "2.2.2.2"}, // the entry the trusted proxy added
+		{"10.1.2.3:5000", "", "10.1.2.3"},
+		{"10.1.2.3:5000", "not an ip", "10.1.2.3"},
+		{"8.8.8.8:5000", "2.2.2.2", "8.8.8.8"}, // not a trusted proxy: the header is not believed
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.RemoteAddr = tc.remote
+		if tc.xff != "" {
+			r.Header.Set("X-Forwarded-For", tc.xff)
+		}
+		if got := ip(r); got != tc.want {
+			t.Errorf("%s with %q: %q, want %q", tc.remote, tc.xff, got, tc.want)
+		}
+	}
+}
+
+func echoRequestID() echo.MiddlewareFunc { return middleware.RequestID() }
