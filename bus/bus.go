@@ -57,4 +57,7 @@ type Bus interface {
 	Consume(ctx context.Context, h Handler) error
 	// Close stops the bus; pending Publish and Consume calls return ErrClosed.
 	Close() error
+	// Delivered is the position of the consumer: every event whose id is
+	// at or before it was handed to the handler, which returned.
+	Delivered() string
 }

@@ -30,13 +30,16 @@ type MemoryOptions struct {
 	DedupeWindow time.Duration
 }
 
-// Memory is the in-process bus: one node, no persistence.
+// Memory is the in-process bus: one node, no persistence. Its event ids
+// are sequence numbers ("1", "2", ...) given in delivery order.
 type Memory struct {
-	queue  chan event.Event
-	seq    atomic.Uint64
-	done   chan struct{}
-	closed sync.Once
-	window time.Duration
+	queue     chan event.Event
+	seq       atomic.Uint64 // ids given by Consume
+	published atomic.Uint64 // events queued by Publish
+	delivered atomic.Uint64 // id of the last event the handler returned from
+	done      chan struct{}
+	closed    sync.Once
+	window    time.Duration
 
 	mu    sync.Mutex // guards seen and order
 	seen  map[string]time.Time
@@ -84,10 +87,10 @@ func (m *Memory) Publish(ctx context.Context, e event.Event) error {
 	if e.DedupeKey != "" && !m.claim(e.DedupeKey) {
 		return ErrDuplicate
 	}
-	e.ID = strconv.FormatUint(m.seq.Add(1), 10)
 	e.PublishedAt = time.Now()
 	select {
 	case m.queue <- e:
+		m.published.Add(1)
 		return nil
 	case <-m.done:
 		m.release(e.DedupeKey)
@@ -143,7 +146,12 @@ func (m *Memory) Consume(ctx context.Context, h Handler) error {
 	for {
 		select {
 		case e := <-m.queue:
+			// The id is given here, not in Publish: concurrent publishers
+			// may queue in another order than they would have numbered.
+			id := m.seq.Add(1)
+			e.ID = strconv.FormatUint(id, 10)
 			h(e)
+			m.delivered.Store(id)
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-m.done:
@@ -151,6 +159,15 @@ func (m *Memory) Consume(ctx context.Context, h Handler) error {
 		}
 	}
 }
+
+// LastID is a position every event queued so far is at or before: once
+// the consumer has delivered the event with this id, it has delivered
+// every event whose Publish returned before LastID was called.
+func (m *Memory) LastID() string { return strconv.FormatUint(m.published.Load(), 10) }
+
+// Delivered is the id of the last event the consumer's handler returned
+// from ("0" before the first).
+func (m *Memory) Delivered() string { return strconv.FormatUint(m.delivered.Load(), 10) }
 
 // Health implements HealthChecker: the in-process bus works while open.
 func (m *Memory) Health(context.Context) error {

@@ -382,15 +382,26 @@ func (r *Redis) deliver(msg redis.XMessage, h Handler) {
 		r.canaryBack(c)
 		return
 	}
+	if ev, ok := r.decode(msg); ok {
+		h(ev)
+	}
+}
+
+// decode returns the event of a stream entry; false for a canary, or for an
+// entry that is not an event (logged: only this package writes entries).
+func (r *Redis) decode(msg redis.XMessage) (event.Event, bool) {
+	if _, ok := msg.Values[fieldCanary]; ok {
+		return event.Event{}, false
+	}
 	raw, ok := msg.Values[fieldEvent].(string)
 	if !ok {
 		r.log.Error("stream entry without an event: skipped", slog.String("id", msg.ID))
-		return
+		return event.Event{}, false
 	}
 	var se entry
 	if err := json.Unmarshal([]byte(raw), &se); err != nil {
 		r.log.Error("stream entry does not decode: skipped", slog.String("id", msg.ID), slog.String("error", err.Error()))
-		return
+		return event.Event{}, false
 	}
 	ev := event.Event{ID: msg.ID, Name: se.Name, Rooms: se.Rooms, Payload: se.Payload}
 	if ms, _ := splitID(msg.ID); ms > 0 {
@@ -399,7 +410,7 @@ func (r *Redis) deliver(msg redis.XMessage, h Handler) {
 	if se.Received > 0 {
 		ev.ReceivedAt = time.UnixMilli(se.Received)
 	}
-	h(ev)
+	return ev, true
 }
 
 // failed records a consumer error, logging only the first of a run.
@@ -457,6 +468,15 @@ func (r *Redis) canaries(ctx context.Context) {
 		case <-tick.C:
 		}
 	}
+}
+
+// Delivered is the id of the last stream entry the consumer is done with
+// (the handler returned for an event; a canary read): every event up to it
+// was delivered. Before the consumer starts it is "".
+func (r *Redis) Delivered() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lastID
 }
 
 // Lag is how far this node's consumer is behind the stream: the time

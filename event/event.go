@@ -16,9 +16,10 @@ var ErrInvalid = errors.New("event: invalid")
 // Event is the unit that flows from a producer, through the bus, to the
 // clients of the rooms it names.
 type Event struct {
-	// ID is assigned by the bus on publish: the entry id of the Redis
-	// stream, or a sequence number of the in-process bus. It orders events
-	// and is the offset a client's recovery resumes after.
+	// ID is assigned by the bus: the entry id of the Redis stream (on
+	// publish), or a sequence number of the in-process bus (on delivery).
+	// It orders events and is the offset a client's recovery resumes
+	// after.
 	ID string
 	// Name is the Socket.IO event name, e.g. "job_completed".
 	Name string

@@ -36,6 +36,11 @@ type Store interface {
 	// BatchProjects returns the projects of the jobs registered with a
 	// batch: none for a batch it does not know (auth.Owners).
 	BatchProjects(ctx context.Context, batch string) ([]rooms.ID, error)
+	// BatchStatus returns a batch's current counts and the bus position
+	// they are current at: every batch event they count is at or before
+	// it ("" when the store cannot tell). found is false for a batch it
+	// does not know (no job registered with it, no total, no end).
+	BatchStatus(ctx context.Context, batch string) (counts event.BatchCounts, position string, found bool, err error)
 	// JobEnded counts the first end of a batch job and publishes the
 	// batch's job_progress and batch_status (event.JobEnd.BatchEvents) in
 	// counting order, atomically with the count. A repeated end changes

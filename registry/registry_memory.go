@@ -130,6 +130,23 @@ func (m *Memory) JobEnded(ctx context.Context, end event.JobEnd) (bool, error) {
 	return true, nil
 }
 
+// BatchStatus implements Store. The position is the bus's (when it
+// tells one, as the in-process bus does), read under the lock JobEnded
+// publishes under.
+func (m *Memory) BatchStatus(_ context.Context, batch string) (event.BatchCounts, string, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.batches[batch]
+	if !ok || m.now().After(b.expires) {
+		return event.BatchCounts{}, "", false, nil
+	}
+	position := ""
+	if p, ok := m.pub.(interface{ LastID() string }); ok {
+		position = p.LastID()
+	}
+	return event.BatchCounts{Completed: b.completed, Failed: b.failed, Total: max(b.total, int64(len(b.jobs)))}, position, true, nil
+}
+
 // batch returns (creating) the batch and refreshes its expiry; m.mu held.
 func (m *Memory) batch(key string) *memBatch {
 	b := m.batches[key]

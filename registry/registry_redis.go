@@ -201,6 +201,41 @@ func (r *Redis) JobEnded(ctx context.Context, end event.JobEnd) (bool, error) {
 	return false, unavailable("job end", fmt.Errorf("batch %s changed under %d attempts in a row", end.Owner.Batch.Key, maxJobEndAttempts))
 }
 
+// BatchStatus implements Store: the counts and the stream's newest entry
+// read in one MULTI, so the position is the one the counts are current at
+// (JobEnded appends its events in the same transaction as its count).
+func (r *Redis) BatchStatus(ctx context.Context, batch string) (event.BatchCounts, string, bool, error) {
+	key := r.batchKey(batch)
+	var (
+		exists *redis.IntCmd
+		counts *redis.SliceCmd
+		jobs   *redis.IntCmd
+		tail   *redis.XMessageSliceCmd
+	)
+	_, err := r.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		exists = p.Exists(ctx, key, key+":jobs")
+		counts = p.HMGet(ctx, key, "completed", "failed", "total")
+		jobs = p.SCard(ctx, key+":jobs")
+		tail = p.XRevRangeN(ctx, r.prefix, "+", "-", 1)
+		return nil
+	})
+	if err != nil {
+		return event.BatchCounts{}, "", false, unavailable("batch status", err)
+	}
+	if exists.Val() == 0 {
+		return event.BatchCounts{}, "", false, nil
+	}
+	c, err := batchCounts(counts.Val(), jobs.Val())
+	if err != nil {
+		return event.BatchCounts{}, "", false, err
+	}
+	position := "0-0"
+	if t := tail.Val(); len(t) > 0 {
+		position = t[0].ID
+	}
+	return c, position, true, nil
+}
+
 // batchCounts reads the batch hash's completed, failed and total fields and
 // the number of jobs registered with the batch.
 func batchCounts(fields []any, registered int64) (event.BatchCounts, error) {

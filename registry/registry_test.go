@@ -268,3 +268,49 @@ func TestOwnersForAuthorization(t *testing.T) {
 		})
 	}
 }
+
+// BatchStatus gives the counts and a position at or after every batch
+// event they count: once the consumer delivered the position, it delivered
+// those events.
+func TestBatchStatus(t *testing.T) {
+	for _, im := range impls() {
+		t.Run(im.name, func(t *testing.T) {
+			store, b := im.store(t, time.Hour)
+			s := consume(t, b)
+			ctx := context.Background()
+			if _, _, found, err := store.BatchStatus(ctx, "unknown"); found || err != nil {
+				t.Fatalf("an unknown batch: found %v, %v", found, err)
+			}
+			batch := id("bs")
+			if err := store.Register(ctx, []registry.Job{{ID: id("a"), Project: id("p"), Batch: batch}, {ID: id("b"), Project: id("p"), Batch: batch}}); err != nil {
+				t.Fatal(err)
+			}
+			counts, _, found, err := store.BatchStatus(ctx, "bs")
+			if err != nil || !found || counts != (event.BatchCounts{Total: 2}) {
+				t.Fatalf("registered: %+v %v %v", counts, found, err)
+			}
+			if _, err := store.JobEnded(ctx, event.JobEnd{Owner: event.Owner{Project: id("p"), Batch: batch}, Job: id("a")}); err != nil {
+				t.Fatal(err)
+			}
+			counts, position, found, err := store.BatchStatus(ctx, "bs")
+			if err != nil || !found || counts != (event.BatchCounts{Completed: 1, Total: 2}) {
+				t.Fatalf("after an end: %+v %v %v", counts, found, err)
+			}
+			if !bus.ValidID(position) {
+				t.Fatalf("position %q", position)
+			}
+			waitCount(t, s, event.BatchStatus, 1)
+			deadline := time.Now().Add(5 * time.Second)
+			for bus.CompareIDs(b.Delivered(), position) < 0 && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			for _, e := range s.events {
+				if e.Name == event.BatchStatus && bus.CompareIDs(e.ID, position) > 0 {
+					t.Fatalf("the batch_status counted (%s) is after the position %s", e.ID, position)
+				}
+			}
+		})
+	}
+}
