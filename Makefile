@@ -31,7 +31,8 @@ FUZZ_TARGETS := \
 	./flaskqueue:FuzzDecode \
 	./status:FuzzParseLoginForm \
 	./status:FuzzAuthorization \
-	./sioclient:FuzzParseEvent
+	./sioclient:FuzzParseEvent \
+	./recovery:FuzzPlanOffset
 
 .PHONY: help
 help: ## list the targets

@@ -40,6 +40,7 @@ import (
 	"github.com/meshgen/gateway/httpapi"
 	"github.com/meshgen/gateway/metrics"
 	"github.com/meshgen/gateway/publish"
+	"github.com/meshgen/gateway/recovery"
 	"github.com/meshgen/gateway/registry"
 	"github.com/meshgen/gateway/replay"
 	"github.com/meshgen/gateway/rooms"
@@ -47,6 +48,34 @@ import (
 	"github.com/meshgen/gateway/status"
 	"github.com/meshgen/gateway/webhook"
 )
+
+// recoveryOptions configures connection state recovery: sessions in Redis
+// next to the stream (whose entries are the offsets) with the Redis bus,
+// in memory with the in-process bus.
+func recoveryOptions(cfg config.Config, rb *bus.Redis, m *metrics.Metrics) gateway.Recovery {
+	window := cfg.RecoveryMaxDisconnection
+	if window <= 0 {
+		return gateway.Recovery{}
+	}
+	opts := gateway.Recovery{Window: window, MaxEvents: cfg.RecoveryMaxEvents}
+	if rb == nil {
+		store := recovery.NewMemoryStore(gateway.SessionTTL(window))
+		m.Gauge("gateway_recovery_sessions", "Recovery sessions kept in this node's memory (in-process bus only; with Redis they are keys <stream>:session:<pid>).", func() float64 { return float64(store.Len()) })
+		opts.Store = store
+		return opts
+	}
+	opts.Store = recovery.NewRedisStore(rb.Client(), rb.Prefix(), gateway.SessionTTL(window))
+	opts.History = rb
+	return opts
+}
+
+// batchState is the registry's BatchStatus when state on join is on.
+func batchState(cfg config.Config, store registry.Store) func(context.Context, string) (event.BatchCounts, string, bool, error) {
+	if !cfg.StateOnJoin {
+		return nil
+	}
+	return store.BatchStatus
+}
 
 // App is one gateway process.
 type App struct {
@@ -141,6 +170,10 @@ func New(cfg config.Config, log *slog.Logger, version string) (*App, error) {
 			Protocol:        protocol,
 			Logger:          log.With(slog.String("component", "gateway")),
 			Metrics:         m,
+			Recovery:        recoveryOptions(cfg, rb, m),
+			BatchState:      batchState(cfg, store),
+			Delivered:       a.bus.Delivered,
+			BacklogBytes:    cfg.RecoveryBacklogBytes,
 		})
 	}
 	if rb != nil && cfg.FlaskQueue && a.gw != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/meshgen/gateway/flaskbridge"
 	"github.com/meshgen/gateway/gateway"
 	"github.com/meshgen/gateway/httpapi"
+	"github.com/meshgen/gateway/recovery"
 	"github.com/meshgen/gateway/registry"
 	"github.com/meshgen/gateway/rooms"
 	"github.com/meshgen/gateway/signature"
@@ -363,6 +364,31 @@ type Config struct {
 	// 8 MiB unread is. Default 8 MiB.
 	ClientMaxPollingBuffer int64 `mapstructure:"client-max-polling-buffer"`
 
+	// RecoveryMaxDisconnection is `recovery-max-disconnection` /
+	// GATEWAY_RECOVERY_MAX_DISCONNECTION, how long after a disconnect a
+	// client's session (its rooms, its log follows) can be recovered with
+	// every event it missed, on any node. Zero turns connection state
+	// recovery off. Default 2m.
+	RecoveryMaxDisconnection time.Duration `mapstructure:"recovery-max-disconnection"`
+
+	// RecoveryMaxEvents is `recovery-max-events` /
+	// GATEWAY_RECOVERY_MAX_EVENTS, the most events one recovery replays;
+	// a client that missed more is not recovered (it rejoins as a new
+	// one). Default 1000.
+	RecoveryMaxEvents int `mapstructure:"recovery-max-events"`
+
+	// RecoveryBacklogBytes is `recovery-backlog-bytes` /
+	// GATEWAY_RECOVERY_BACKLOG_BYTES, the memory a node gives the recent
+	// events it keeps to replay without reading Redis (and, with the
+	// in-process bus, the only place they are kept). Default 32 MiB.
+	RecoveryBacklogBytes int64 `mapstructure:"recovery-backlog-bytes"`
+
+	// StateOnJoin is `state-on-join` / GATEWAY_STATE_ON_JOIN: a client
+	// that joins a batch's room gets the batch's current batch_status
+	// right after joined_batch: the last one the node delivered, else the
+	// registry's counts when it knows the batch. Default true.
+	StateOnJoin bool `mapstructure:"state-on-join"`
+
 	// MetricsAddr is `metrics-addr` / GATEWAY_METRICS_ADDR, host:port of a
 	// separate listener serving /metrics; when set, the main port does not
 	// serve it. Empty (the default) serves it on the main port.
@@ -405,55 +431,59 @@ type Config struct {
 // package has a default of its own, this is it: one source for each.
 func Default() Config {
 	return Config{
-		Env:                    EnvProduction,
-		Host:                   "",
-		Port:                   5000,
-		Role:                   RoleAll,
-		RedisStream:            bus.DefaultStream,
-		RedisStreamMaxLen:      bus.DefaultStreamMaxLen,
-		RedisStreamMaxAge:      bus.DefaultStreamMaxAge,
-		DedupeWindow:           bus.DefaultDedupeWindow,
-		CanaryInterval:         bus.DefaultCanaryInterval,
-		CanaryTimeout:          bus.DefaultCanaryTimeout,
-		JobTTL:                 registry.DefaultJobTTL,
-		FlaskQueue:             true,
-		FlaskChannel:           flaskbridge.DefaultChannel,
-		LogsChannel:            rooms.DefaultLogsChannel,
-		DrainWindow:            20 * time.Second,
-		LogLevel:               "info",
-		LogFormat:              "auto",
-		WebhookMaxBodyBytes:    httpapi.DefaultBodyLimit,
-		JobsMaxBodyBytes:       httpapi.DefaultBodyLimit,
-		EventsMaxBodyBytes:     httpapi.DefaultBodyLimit,
-		SocketMaxMessageBytes:  gateway.DefaultMaxMessageBytes,
-		MaxIDLength:            rooms.DefaultMaxIDLength,
-		JWKSRefresh:            auth.DefaultJWKSRefresh,
-		JWTLeeway:              auth.DefaultLeeway,
-		JWTProjectsClaim:       auth.DefaultProjectsClaim,
-		JWTBatchesClaim:        auth.DefaultBatchesClaim,
-		AuthTimeout:            auth.DefaultBackendTimeout,
-		AuthCacheTTL:           auth.DefaultCacheTTL,
-		SignatureTolerance:     signature.DefaultTolerance,
-		PingInterval:           gateway.DefaultPingInterval,
-		PingTimeout:            gateway.DefaultPingTimeout,
-		ConnectTimeout:         gateway.DefaultConnectTimeout,
-		HTTPReadTimeout:        30 * time.Second,
-		HTTPIdleTimeout:        60 * time.Second,
-		HTTPMaxHeaderBytes:     64 << 10,
-		ProducerBodyTimeout:    httpapi.DefaultBodyTimeout,
-		MaxProducerRequests:    256,
-		MaxPollingSessions:     10_000,
-		HandshakeRate:          2000,
-		HandshakeRatePerIP:     50,
-		ClientMaxRooms:         rooms.DefaultMaxRooms,
-		ClientMaxFollows:       rooms.DefaultMaxFollows,
-		ClientEventRate:        20,
-		ClientMaxPollingBuffer: 8 << 20,
-		ShutdownTimeout:        30 * time.Second,
-		StatusMaxStreams:       status.DefaultMaxStreams,
-		StatusRecent:           status.DefaultRecent,
-		StatusLoginAttempts:    status.DefaultLoginAttempts,
-		StatusInterval:         status.DefaultInterval,
+		Env:                      EnvProduction,
+		Host:                     "",
+		Port:                     5000,
+		Role:                     RoleAll,
+		RedisStream:              bus.DefaultStream,
+		RedisStreamMaxLen:        bus.DefaultStreamMaxLen,
+		RedisStreamMaxAge:        bus.DefaultStreamMaxAge,
+		DedupeWindow:             bus.DefaultDedupeWindow,
+		CanaryInterval:           bus.DefaultCanaryInterval,
+		CanaryTimeout:            bus.DefaultCanaryTimeout,
+		JobTTL:                   registry.DefaultJobTTL,
+		FlaskQueue:               true,
+		FlaskChannel:             flaskbridge.DefaultChannel,
+		LogsChannel:              rooms.DefaultLogsChannel,
+		DrainWindow:              20 * time.Second,
+		LogLevel:                 "info",
+		LogFormat:                "auto",
+		WebhookMaxBodyBytes:      httpapi.DefaultBodyLimit,
+		JobsMaxBodyBytes:         httpapi.DefaultBodyLimit,
+		EventsMaxBodyBytes:       httpapi.DefaultBodyLimit,
+		SocketMaxMessageBytes:    gateway.DefaultMaxMessageBytes,
+		MaxIDLength:              rooms.DefaultMaxIDLength,
+		JWKSRefresh:              auth.DefaultJWKSRefresh,
+		JWTLeeway:                auth.DefaultLeeway,
+		JWTProjectsClaim:         auth.DefaultProjectsClaim,
+		JWTBatchesClaim:          auth.DefaultBatchesClaim,
+		AuthTimeout:              auth.DefaultBackendTimeout,
+		AuthCacheTTL:             auth.DefaultCacheTTL,
+		SignatureTolerance:       signature.DefaultTolerance,
+		PingInterval:             gateway.DefaultPingInterval,
+		PingTimeout:              gateway.DefaultPingTimeout,
+		ConnectTimeout:           gateway.DefaultConnectTimeout,
+		HTTPReadTimeout:          30 * time.Second,
+		HTTPIdleTimeout:          60 * time.Second,
+		HTTPMaxHeaderBytes:       64 << 10,
+		ProducerBodyTimeout:      httpapi.DefaultBodyTimeout,
+		MaxProducerRequests:      256,
+		MaxPollingSessions:       10_000,
+		HandshakeRate:            2000,
+		HandshakeRatePerIP:       50,
+		ClientMaxRooms:           rooms.DefaultMaxRooms,
+		ClientMaxFollows:         rooms.DefaultMaxFollows,
+		ClientEventRate:          20,
+		ClientMaxPollingBuffer:   8 << 20,
+		RecoveryMaxDisconnection: 2 * time.Minute,
+		RecoveryMaxEvents:        recovery.DefaultMaxEvents,
+		RecoveryBacklogBytes:     recovery.DefaultBacklogBytes,
+		StateOnJoin:              true,
+		ShutdownTimeout:          30 * time.Second,
+		StatusMaxStreams:         status.DefaultMaxStreams,
+		StatusRecent:             status.DefaultRecent,
+		StatusLoginAttempts:      status.DefaultLoginAttempts,
+		StatusInterval:           status.DefaultInterval,
 	}
 }
 

@@ -131,6 +131,12 @@ func (c Config) Validate() error {
 			return invalid(d.key, d.value, "must be a positive duration such as 10s")
 		}
 	}
+	if c.RecoveryMaxDisconnection < 0 || c.RecoveryMaxDisconnection > 24*time.Hour {
+		return invalid("recovery-max-disconnection", c.RecoveryMaxDisconnection, "must be between 0 (off) and 24h")
+	}
+	if c.RedisURL != "" && c.RedisStreamMaxAge > 0 && c.RecoveryMaxDisconnection > c.RedisStreamMaxAge {
+		return invalid("recovery-max-disconnection", c.RecoveryMaxDisconnection, "must not exceed redis-stream-max-age ("+c.RedisStreamMaxAge.String()+"): the events of a longer disconnection are trimmed")
+	}
 	if c.DrainWindow < 0 || c.DrainWindow >= c.ShutdownTimeout {
 		return invalid("drain-window", c.DrainWindow, "must be at least 0 and shorter than shutdown-timeout ("+c.ShutdownTimeout.String()+")")
 	}
@@ -179,6 +185,8 @@ func (c Config) validateLimits() error {
 		{"client-max-rooms", int64(c.ClientMaxRooms), 1, 100_000, "must be between 1 and 100000"},
 		{"client-max-follows", int64(c.ClientMaxFollows), 1, 10_000, "must be between 1 and 10000"},
 		{"client-max-polling-buffer", c.ClientMaxPollingBuffer, 64 << 10, 1 << 30, "must be between 65536 and 1073741824"},
+		{"recovery-max-events", int64(c.RecoveryMaxEvents), 1, 1_000_000, "must be between 1 and 1000000"},
+		{"recovery-backlog-bytes", c.RecoveryBacklogBytes, 1 << 20, 1 << 40, "must be at least 1048576"},
 	} {
 		if n.value < n.min || n.value > n.max {
 			return invalid(n.key, n.value, n.why)

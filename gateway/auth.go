@@ -97,15 +97,44 @@ type member struct {
 	s    *Server
 	sock *socket.Socket
 	p    *auth.Principal
+	st   *sessionState // its recovery session; nil with recovery off
+	join *joinMark     // its last join, for state on join
 }
+
+// joinMark is a client's last join: the room and the newest event of the
+// backlog when it joined (events after it reached the client live). Only
+// the socket's task queue touches it.
+type joinMark struct{ room, at string }
 
 func (m member) ID() string { return string(m.sock.Id()) }
 func (m member) Rooms() int { return m.sock.Rooms().Len() - 1 } // its own room left out
 func (m member) InRoom(room string) bool {
 	return m.sock.Rooms().Has(socket.Room(room))
 }
-func (m member) Join(room string)  { m.sock.Join(socket.Room(room)) }
 func (m member) Leave(room string) { m.sock.Leave(socket.Room(room)) }
+
+// Join adds the client to room. With a backlog, it joins under the
+// delivery lock and marks the position, so the batch state sent after it
+// can tell which events reached the client live.
+func (m member) Join(room string) {
+	if m.s.backlog == nil {
+		m.sock.Join(socket.Room(room))
+		return
+	}
+	m.s.deliverMu.Lock()
+	m.sock.Join(socket.Room(room))
+	at := m.s.backlog.Newest()
+	m.s.deliverMu.Unlock()
+	*m.join = joinMark{room: room, at: at}
+}
+
+// Record implements rooms.Member: the recovery session follows what the
+// client holds.
+func (m member) Record(ctx context.Context, a rooms.Access, held bool) {
+	if m.st != nil {
+		m.s.rec.record(ctx, m.st, a, held)
+	}
+}
 
 // Authorize implements rooms.Member: the policy decides, every refusal is
 // counted by kind and reason and logged with the user (never a token).

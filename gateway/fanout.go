@@ -37,11 +37,13 @@ const fanoutChunk = 64
 // fanoutAdapterBuilder installs fanoutAdapter on every namespace.
 type fanoutAdapterBuilder struct {
 	metrics *metrics.Metrics // counts deliveries; nil counts nothing
+	// restore answers RestoreSession (recovery.go); nil with recovery off.
+	restore func(pid, offset string) (*socket.Session, error)
 }
 
 // New builds the adapter of nsp.
 func (b fanoutAdapterBuilder) New(nsp socket.Namespace) socket.Adapter {
-	a := &fanoutAdapter{Adapter: socket.MakeAdapter(), metrics: b.metrics, members: make(map[socket.Room]*roomMembers)}
+	a := &fanoutAdapter{Adapter: socket.MakeAdapter(), metrics: b.metrics, restore: b.restore, members: make(map[socket.Room]*roomMembers)}
 	a.Prototype(a)
 	a.Construct(nsp)
 	return a
@@ -52,6 +54,7 @@ func (b fanoutAdapterBuilder) New(nsp socket.Namespace) socket.Adapter {
 type fanoutAdapter struct {
 	socket.Adapter
 	metrics *metrics.Metrics
+	restore func(pid, offset string) (*socket.Session, error)
 
 	// members caches, per room, the sockets a one-room broadcast reaches
 	// (and their WebSocket transports once direct), so the hot path does
@@ -116,6 +119,15 @@ func (a *fanoutAdapter) Broadcast(p *parser.Packet, opts *socket.BroadcastOption
 		sock.Client().WriteToEngine(encoded, writeOpts)
 	}
 	if room, ok := singleRoom(opts); ok {
+		if sock, ok := a.Nsp().Sockets().Load(socket.SocketId(room)); ok {
+			// One socket's own room: a direct reply, which the library
+			// routes here with recovery on. No member list is cached.
+			if sock.Connected() {
+				send(sock, directTransport(sock))
+			}
+			flushAll(idle)
+			return
+		}
 		// The hot path: one room, nobody excepted.
 		stale := false
 		for _, r := range a.roomList(room) {
@@ -139,6 +151,18 @@ func (a *fanoutAdapter) Broadcast(p *parser.Packet, opts *socket.BroadcastOption
 	flushAll(idle)
 	a.metrics.Delivered(delivered)
 }
+
+// RestoreSession implements the library's recovery hook (recovery.go).
+func (a *fanoutAdapter) RestoreSession(pid socket.PrivateSessionId, offset string) (*socket.Session, error) {
+	if a.restore == nil {
+		return nil, nil
+	}
+	return a.restore(string(pid), offset)
+}
+
+// PersistSession implements the library's recovery hook: nothing to do,
+// sessions are stored from the moment they change (recovery.go).
+func (a *fanoutAdapter) PersistSession(*socket.SessionToPersist) {}
 
 // singleRoom returns the room of a broadcast to exactly one room with no
 // exceptions.

@@ -22,6 +22,7 @@ import (
 	"github.com/meshgen/gateway/event"
 	"github.com/meshgen/gateway/metrics"
 	"github.com/meshgen/gateway/ratelog"
+	"github.com/meshgen/gateway/recovery"
 	"github.com/meshgen/gateway/rooms"
 )
 
@@ -78,6 +79,21 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics, when set, counts client events, emits and deliveries.
 	Metrics *metrics.Metrics
+	// Recovery turns on connection state recovery (recovery.go) when its
+	// Window is positive.
+	Recovery Recovery
+	// BatchState, when set, turns on state on join: a client that joins a
+	// batch room gets the batch's current batch_status right after
+	// joined_batch, the last one this node delivered or, when it has none,
+	// the counts this function reads (the registry's BatchStatus).
+	BatchState func(ctx context.Context, batch string) (counts event.BatchCounts, position string, found bool, err error)
+	// Delivered is the bus consumer's position (bus.Bus.Delivered): a
+	// recovery or a batch state waits until the node has delivered what
+	// it replays or reports. Nil means no wait (tests without a bus).
+	Delivered func() string
+	// BacklogBytes bounds the recent events kept in memory for recovery
+	// and state on join. Zero means recovery.DefaultBacklogBytes.
+	BacklogBytes int64
 
 	// disableGate turns the handshake gate off; only tests use it, to show
 	// that the race it closes is real.
@@ -103,6 +119,17 @@ type Server struct {
 
 	closeOnce sync.Once
 	closed    chan struct{} // closed once the library's Close returned
+
+	// deliverMu orders deliveries against the joins that must not miss or
+	// repeat one: a recovery's last replayed events and its joins, a batch
+	// join and its state.
+	deliverMu sync.Mutex
+	// backlog keeps recent events for recovery and state on join; nil
+	// when both are off.
+	backlog *recovery.Backlog
+	// rec is connection state recovery; nil when off.
+	rec           *recoverer
+	stopHeartbeat context.CancelFunc
 }
 
 // New builds the Socket.IO server. It panics when Protocol or Logger is
@@ -154,9 +181,37 @@ func New(opts Options) *Server {
 	// Long-polling as the library ships it; WebSocket through the gateway's
 	// transport (wstransport.go), and broadcasts framed once and queued on
 	// it directly (fanout.go).
+	if opts.Recovery.Window > 0 && opts.libraryWebSocket {
+		panic("gateway: recovery needs the gateway's room adapter")
+	}
+	if opts.Recovery.Window > 0 || opts.BatchState != nil {
+		age := time.Duration(0)
+		if opts.Recovery.Window > 0 {
+			age = BacklogAge(opts.Recovery.Window)
+		}
+		s.backlog = recovery.NewBacklog(opts.BacklogBytes, age)
+	}
+	var restore func(pid, offset string) (*socket.Session, error)
+	if opts.Recovery.Window > 0 {
+		if opts.Recovery.Store == nil {
+			panic("gateway: Recovery needs a Store")
+		}
+		// A replay must fit what one client may have queued, with room
+		// for the events that go on arriving.
+		s.rec = newRecoverer(s, opts.Recovery, s.backlog, opts.Limits.MaxPollingBuffer/2)
+		restore = s.rec.restore
+		csr := &socket.ConnectionStateRecovery{}
+		csr.SetMaxDisconnectionDuration(opts.Recovery.Window.Milliseconds())
+		// Authentication runs for a recovered session as for a new one.
+		csr.SetSkipMiddlewares(false)
+		so.SetConnectionStateRecovery(csr)
+		var ctx context.Context
+		ctx, s.stopHeartbeat = context.WithCancel(context.Background())
+		go s.rec.heartbeat(ctx)
+	}
 	if !opts.libraryWebSocket {
 		so.SetTransports(types.NewSet[transports.TransportCtor](&transports.PollingBuilder{}, wsBuilder{pingDelay: pingDelayFor(opts.PingTimeout)}))
-		so.SetAdapter(fanoutAdapterBuilder{metrics: opts.Metrics})
+		so.SetAdapter(fanoutAdapterBuilder{metrics: opts.Metrics, restore: restore})
 	}
 
 	s.io = socket.NewServer(nil, so)
@@ -185,9 +240,19 @@ func (s *Server) Clients() int64 { return s.clients.Load() }
 // Deliver emits a bus event to its rooms: the payload arrives encoded once
 // by its producer and is embedded as is; the room adapter (fanout.go)
 // frames the packet once, writes it to every member and counts the
-// deliveries.
+// deliveries. With recovery on, the event's id follows the payload as the
+// client's offset.
 func (s *Server) Deliver(e event.Event) {
-	_ = s.io.To(toRooms(e.Rooms)...).Emit(e.Name, e.Payload)
+	s.deliverMu.Lock()
+	if s.backlog != nil {
+		s.backlog.Append(e)
+	}
+	if s.rec != nil && e.ID != "" {
+		_ = s.io.To(toRooms(e.Rooms)...).Emit(e.Name, e.Payload, e.ID)
+	} else {
+		_ = s.io.To(toRooms(e.Rooms)...).Emit(e.Name, e.Payload)
+	}
+	s.deliverMu.Unlock()
 	s.opts.Metrics.Emitted(e.Name)
 	s.opts.Metrics.Consumed(e, time.Now())
 }
@@ -254,6 +319,9 @@ func (s *Server) Rooms(top int) (int, []RoomSize) {
 // ends. It is idempotent: a later call waits for the same close.
 func (s *Server) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
+		if s.stopHeartbeat != nil {
+			s.stopHeartbeat()
+		}
 		go func() {
 			s.io.Close(nil)
 			close(s.closed)
@@ -273,7 +341,10 @@ func (s *Server) onConnection(args ...any) {
 	if !ok {
 		return
 	}
-	m := member{s: s, sock: sock, p: principalOf(sock)}
+	m := member{s: s, sock: sock, p: principalOf(sock), join: &joinMark{}}
+	if s.rec != nil {
+		m.st = s.rec.connected(sock, m)
+	}
 	stopExpiry := s.expireAt(sock, m.p)
 	budget := newEventBudget(s.opts.Limits.ClientEventRate, cmp.Or(s.opts.abuseWindow, eventAbuseWindow))
 	s.clients.Add(1)
@@ -288,6 +359,9 @@ func (s *Server) onConnection(args ...any) {
 			}
 		}
 		s.opts.Metrics.Disconnected(reason)
+		if s.rec != nil {
+			s.rec.disconnected(sock, reason)
+		}
 		s.log.Debug("client disconnected", slog.String("sid", string(sock.Id())), slog.String("user", m.p.User), slog.String("reason", reason))
 		ctx, cancel := context.WithTimeout(context.Background(), handlerTimeout)
 		defer cancel()
@@ -348,6 +422,11 @@ func (s *Server) onEvent(sock *socket.Socket, m member, budget *eventBudget, arg
 	_ = sock.Emit(reply.Event, reply.Payload)
 	if ack != nil {
 		ack([]any{reply.Payload}, nil)
+	}
+	if reply.Event == rooms.ReplyJoinedBatch && s.opts.BatchState != nil {
+		if batch, err := rooms.ParseID(reply.Payload["batch_id"], rooms.MaxIDLengthLimit); err == nil && m.join.room == rooms.BatchRoom(batch) {
+			s.sendBatchState(ctx, sock, batch, m.join.at)
+		}
 	}
 }
 

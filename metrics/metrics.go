@@ -44,6 +44,10 @@ type Metrics struct {
 	httpRefusals    *prometheus.CounterVec
 	limitHits       *prometheus.CounterVec
 	logSuppressed   prometheus.Counter
+	recoveries      *prometheus.CounterVec
+	replayed        prometheus.Counter
+	sessionErrors   *prometheus.CounterVec
+	joinStates      *prometheus.CounterVec
 }
 
 // latencyBuckets span 0.5 ms to 10 s.
@@ -103,7 +107,19 @@ func New() *Metrics {
 	m.logSuppressed = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "gateway_log_lines_suppressed_total", Help: "Log lines a client could cause (refusals) left out past the log rate.",
 	})
-	m.reg.MustRegister(m.limitHits, m.logSuppressed)
+	m.recoveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gateway_recoveries_total", Help: "Connection state recovery attempts (a reconnecting client sending its session id and offset), by outcome: recovered, expired (window passed, or offset trimmed from the stream), unknown (no such session, an offset the gateway did not issue, another user), too_many (more missed events than a recovery replays), unavailable (Redis could not be read, or the replay could not finish: the client retries).",
+	}, []string{"outcome"})
+	m.replayed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "gateway_recovery_replayed_events_total", Help: "Events replayed to recovered clients.",
+	})
+	m.sessionErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gateway_recovery_session_errors_total", Help: "Writes of recovery sessions that failed (Redis unreachable), by operation (save, touch, delete): the session may not be recoverable.",
+	}, []string{"op"})
+	m.joinStates = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gateway_join_states_total", Help: "Current batch_status sent after joined_batch (state on join), by source: backlog (the last one delivered), registry (the counts), live (a newer one reached the client first: none sent), unavailable (the registry could not be read: none sent).",
+	}, []string{"source"})
+	m.reg.MustRegister(m.limitHits, m.logSuppressed, m.recoveries, m.replayed, m.sessionErrors, m.joinStates)
 	m.reg.MustRegister(m.clientEvents, m.emitted, m.deliveries, m.disconnects, m.httpRequests, m.busPublish, m.busConsumeLag, m.redisReconnects, m.webhookToEmit,
 		m.authConnects, m.authJoins, m.authExpired, m.authBackend, m.httpRefusals,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -303,6 +319,34 @@ func (m *Metrics) HTTPRefused(route, reason string) {
 func (m *Metrics) LimitHit(limit string) {
 	if m != nil {
 		m.limitHits.WithLabelValues(limit).Inc()
+	}
+}
+
+// Recovery counts one recovery attempt by outcome.
+func (m *Metrics) Recovery(outcome string) {
+	if m != nil {
+		m.recoveries.WithLabelValues(outcome).Inc()
+	}
+}
+
+// Replayed counts events replayed to a recovered client.
+func (m *Metrics) Replayed(n int) {
+	if m != nil {
+		m.replayed.Add(float64(n))
+	}
+}
+
+// SessionError counts one failed write of a recovery session.
+func (m *Metrics) SessionError(op string) {
+	if m != nil {
+		m.sessionErrors.WithLabelValues(op).Inc()
+	}
+}
+
+// JoinState counts one state-on-join decision by source.
+func (m *Metrics) JoinState(source string) {
+	if m != nil {
+		m.joinStates.WithLabelValues(source).Inc()
 	}
 }
 

@@ -53,6 +53,11 @@ type Member interface {
 	// have a: nil allows; any error refuses (the reply is "Forbidden",
 	// whatever the reason: a decision or a failure, which fails closed).
 	Authorize(ctx context.Context, a Access) error
+	// Record tells the client's session what it now holds (held true) or
+	// released: a project or batch room joined or left, a job's logs
+	// followed or unfollowed. The gateway keeps it so that a client that
+	// reconnects gets it back (connection state recovery).
+	Record(ctx context.Context, a Access, held bool)
 }
 
 // Kinds of Access.
@@ -176,15 +181,17 @@ func (p *Protocol) Handle(ctx context.Context, m Member, event string, args []an
 		if !ok {
 			return reply
 		}
-		room := re.room(id)
+		room, access := re.room(id), Access{Kind: re.kind, ID: id}
 		if !re.join {
 			m.Leave(room)
-		} else if err := m.Authorize(ctx, Access{Kind: re.kind, ID: id}); err != nil {
+			m.Record(ctx, access, false)
+		} else if err := m.Authorize(ctx, access); err != nil {
 			return errorReply(ForbiddenMessage)
 		} else if !p.roomFor(m, room) {
 			return p.tooManyRooms()
 		} else {
 			m.Join(room)
+			m.Record(ctx, access, true)
 		}
 		return Reply{re.reply, map[string]any{re.field: id.Raw}}
 	}
@@ -203,6 +210,7 @@ func (p *Protocol) Handle(ctx context.Context, m Member, event string, args []an
 		if !ok {
 			return errorReply("Not subscribed to this job")
 		}
+		m.Record(ctx, Access{Kind: AccessJob, ID: job}, false)
 		return Reply{ReplyUnsubscribed, map[string]any{"job_id": job.Raw}}
 	}
 	return errorReply("Unknown event: " + event)
@@ -235,12 +243,14 @@ func (p *Protocol) subscribeLogs(ctx context.Context, m Member, data map[string]
 	}
 	if project.Key != "" {
 		m.Join(ProjectRoom(project))
+		m.Record(ctx, Access{Kind: AccessProject, ID: project}, true)
 	}
 	kind := jobType(job)
 	already, err := p.follows.Follow(ctx, Follow{Job: job, Project: project, Type: kind, Member: m.ID()})
 	if err != nil {
 		return errorReply(unavailableMessage)
 	}
+	m.Record(ctx, Access{Kind: AccessJob, ID: job, Project: project}, true)
 	if already {
 		return Reply{ReplySubscribed, map[string]any{"job_id": job.Raw, "status": StatusAlreadyActive}}
 	}
@@ -279,6 +289,74 @@ func jobType(job ID) string {
 		return TypeLocal
 	}
 	return TypeModal
+}
+
+// RoomOf returns the room a project or batch Access joins; false for a
+// job follow, which joins none.
+func RoomOf(a Access) (string, bool) {
+	switch a.Kind {
+	case AccessProject:
+		return ProjectRoom(a.ID), true
+	case AccessBatch:
+		return BatchRoom(a.ID), true
+	}
+	return "", false
+}
+
+// Reauthorize checks again what a recovered session held, for m's
+// principal now, as the joins and follows that made it were checked: each
+// is authorized afresh (a refusal or a failure drops it), ids are checked
+// against this node's length bound, duplicates are dropped and the room and
+// follow limits apply. It returns what m may have back, in order; nothing
+// is joined or followed yet.
+func (p *Protocol) Reauthorize(ctx context.Context, m Member, held []Access) []Access {
+	out := make([]Access, 0, len(held))
+	seen := make(map[string]bool, len(held))
+	roomCount, follows := 0, 0
+	for _, a := range held {
+		if len(a.ID.Key) > p.maxIDLength || len(a.Project.Key) > p.maxIDLength {
+			continue
+		}
+		key := a.Kind + "\x00" + a.ID.Key
+		if seen[key] {
+			continue
+		}
+		switch a.Kind {
+		case AccessProject, AccessBatch:
+			if roomCount >= p.maxRooms {
+				p.hit(LimitRooms)
+				continue
+			}
+			if m.Authorize(ctx, Access{Kind: a.Kind, ID: a.ID}) != nil {
+				continue
+			}
+			roomCount++
+		case AccessJob:
+			if follows >= p.maxFollows {
+				p.hit(LimitFollows)
+				continue
+			}
+			if a.Project.Key != "" && m.Authorize(ctx, Access{Kind: AccessProject, ID: a.Project}) != nil {
+				continue
+			}
+			if m.Authorize(ctx, a) != nil {
+				continue
+			}
+			follows++
+		default:
+			continue
+		}
+		seen[key] = true
+		out = append(out, a)
+	}
+	return out
+}
+
+// Refollow follows a recovered session's job again, for m (its socket id
+// is new).
+func (p *Protocol) Refollow(ctx context.Context, m Member, a Access) error {
+	_, err := p.follows.Follow(ctx, Follow{Job: a.ID, Project: a.Project, Type: jobType(a.ID), Member: m.ID()})
+	return err
 }
 
 // Disconnected releases everything m held (its log follows).

@@ -19,6 +19,17 @@ type fakeMember struct {
 	mu    sync.Mutex
 	rooms []string
 	asked []Access
+	held  []string // what Record was told, "+project:1" or "-job:9"
+}
+
+func (m *fakeMember) Record(_ context.Context, a Access, held bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	sign := "-"
+	if held {
+		sign = "+"
+	}
+	m.held = append(m.held, sign+a.Kind+":"+a.ID.Key)
 }
 
 func (m *fakeMember) Rooms() int {
@@ -308,5 +319,74 @@ func TestProtocolLimits(t *testing.T) {
 	want := []string{LimitRooms, LimitRooms, LimitFollows, LimitRooms, LimitFollows}
 	if !slices.Equal(hits, want) {
 		t.Fatalf("limits counted %v, want %v", hits, want)
+	}
+}
+
+// Every change of what a client holds reaches Record, and only changes
+// that happened: a refused join records nothing.
+func TestProtocolRecordsWhatTheClientHolds(t *testing.T) {
+	p := NewProtocol(Options{Follows: NewMemoryFollows()})
+	m := &fakeMember{id: "s1", deny: map[string]bool{"batch:7": true}}
+	for _, tc := range []struct{ event, payload string }{
+		{EventSubscribeProject, `{"project_id":1}`},
+		{EventJoinBatch, `{"batch_id":7}`}, // refused
+		{EventJoinBatch, `{"batch_id":"b2"}`},
+		{EventSubscribeLogs, `{"job_id":"j","project_id":3}`},
+		{EventUnsubscribeLogs, `{"job_id":"j"}`},
+		{EventUnsubscribeLogs, `{"job_id":"j"}`}, // not subscribed any more
+		{EventLeaveBatch, `{"batch_id":"b2"}`},
+	} {
+		p.Handle(context.Background(), m, tc.event, decode(t, tc.payload))
+	}
+	want := []string{"+project:1", "+batch:b2", "+project:3", "+job:j", "-job:j", "-batch:b2"}
+	if !slices.Equal(m.held, want) {
+		t.Fatalf("recorded %v, want %v", m.held, want)
+	}
+}
+
+// A recovered session's holdings are authorized again for the principal
+// now, within the limits, duplicates and over-long ids dropped.
+func TestProtocolReauthorize(t *testing.T) {
+	var hits []string
+	p := NewProtocol(Options{Follows: NewMemoryFollows(), MaxIDLength: 8, MaxRooms: 2, MaxFollows: 1, OnLimit: func(l string) { hits = append(hits, l) }})
+	m := &fakeMember{id: "s1", deny: map[string]bool{"project:2": true, "project:9": true}}
+	id := func(v any) ID {
+		i, err := ParseID(v, MaxIDLengthLimit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return i
+	}
+	held := []Access{
+		{Kind: AccessProject, ID: id(1.0)},
+		{Kind: AccessProject, ID: id(2.0)}, // refused now
+		{Kind: AccessProject, ID: id("1")}, // the same room again
+		{Kind: AccessBatch, ID: id("a-very-long-batch-id")},
+		{Kind: AccessJob, ID: id("j1"), Project: id(9.0)}, // its project refused now
+		{Kind: AccessJob, ID: id("j2")},
+		{Kind: AccessBatch, ID: id("b")},
+		{Kind: AccessJob, ID: id("j3")},  // past the follow limit
+		{Kind: AccessBatch, ID: id("c")}, // past the room limit
+		{Kind: "other", ID: id("x")},
+	}
+	got := p.Reauthorize(context.Background(), m, held)
+	var keys []string
+	for _, a := range got {
+		keys = append(keys, a.Kind+":"+a.ID.Key)
+	}
+	if want := []string{"project:1", "job:j2", "batch:b"}; !slices.Equal(keys, want) {
+		t.Fatalf("kept %v, want %v", keys, want)
+	}
+	if want := []string{LimitFollows, LimitRooms}; !slices.Equal(hits, want) {
+		t.Fatalf("limits counted %v, want %v", hits, want)
+	}
+	if len(m.rooms) != 0 {
+		t.Fatalf("Reauthorize joined %v", m.rooms)
+	}
+	if room, ok := RoomOf(got[2]); !ok || room != "batch_b" {
+		t.Fatalf("RoomOf = %q %v", room, ok)
+	}
+	if _, ok := RoomOf(got[1]); ok {
+		t.Fatal("a follow has a room")
 	}
 }

@@ -33,6 +33,20 @@ export async function request(socket, event, payload, replyEvent) {
   return reply;
 }
 
+/**
+ * The offset a room broadcast of a bus event carries as its last argument
+ * (connection state recovery): the Redis stream entry id, or a sequence
+ * number with the in-process bus.
+ */
+export const OFFSET = /^\d+(-\d+)?$/;
+
+/** A recorded {event, args} with its trailing offset checked and removed. */
+export function withoutOffset(e) {
+  assert.equal(typeof e.args.at(-1), 'string', `${e.event} carries no offset: ${JSON.stringify(e.args)}`);
+  assert.match(e.args.at(-1), OFFSET);
+  return { event: e.event, args: e.args.slice(0, -1) };
+}
+
 /** Records every event a socket receives. */
 export function recorder(socket) {
   const events = [];
