@@ -388,9 +388,7 @@ func (r *recoverer) disconnected(sock *socket.Socket, reason string) {
 		r.forget(ctx, st.pid, st.sid)
 		return
 	}
-	if err := r.opts.Store.Touch(ctx, []recovery.Ref{r.ref(st)}, time.Now()); err != nil {
-		r.s.opts.Metrics.SessionError("touch")
-	}
+	r.touch(ctx, []*sessionState{st})
 }
 
 // ref is st as Store.Touch takes it, with its rooms' quiet stretch now.
@@ -424,17 +422,36 @@ func (r *recoverer) heartbeat(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		var refs []recovery.Ref
+		var states []*sessionState
 		r.states.Range(func(_, v any) bool {
-			refs = append(refs, r.ref(v.(*sessionState)))
+			states = append(states, v.(*sessionState))
 			return true
 		})
 		tctx, cancel := context.WithTimeout(ctx, heartbeatFor(r.opts.Window))
-		if err := r.opts.Store.Touch(tctx, refs, time.Now()); err != nil && ctx.Err() == nil {
+		r.touch(tctx, states)
+		cancel()
+	}
+}
+
+// touch refreshes states in the store; a session the store lost (a Redis
+// that restarted empty) is saved again whole.
+func (r *recoverer) touch(ctx context.Context, states []*sessionState) {
+	refs := make([]recovery.Ref, len(states))
+	byPID := make(map[string]*sessionState, len(states))
+	for i, st := range states {
+		refs[i] = r.ref(st)
+		byPID[st.pid] = st
+	}
+	missing, err := r.opts.Store.Touch(ctx, refs, time.Now())
+	if err != nil {
+		if ctx.Err() == nil || len(states) == 1 {
 			r.s.opts.Metrics.SessionError("touch")
 			r.s.quiet.Log(ctx, slog.LevelWarn, "recovery sessions not refreshed", slog.Int("sessions", len(refs)), slog.String("error", err.Error()))
 		}
-		cancel()
+		return
+	}
+	for _, ref := range missing {
+		r.save(ctx, byPID[ref.PID])
 	}
 }
 

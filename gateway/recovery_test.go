@@ -100,3 +100,27 @@ func TestValidPID(t *testing.T) {
 		}
 	}
 }
+
+// A session the store lost while its client is connected (a Redis that
+// restarted empty) is saved again by the next heartbeat.
+func TestHeartbeatSavesLostSessions(t *testing.T) {
+	store := recovery.NewMemoryStore(time.Minute)
+	_, url := newTestServer(t, Options{Recovery: Recovery{Window: time.Second, Store: store}})
+	c := dial(t, url)
+	defer c.conn.Close()
+	c.send("40")
+	r := readConnect(t, c)
+	if store.Len() != 1 {
+		t.Fatalf("%d sessions stored, want 1", store.Len())
+	}
+	if err := store.Delete(t.Context(), r.PID, r.SID); err != nil || store.Len() != 0 {
+		t.Fatal("delete", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for store.Len() == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, found, _ := store.Claim(t.Context(), r.PID, r.SID); !found {
+		t.Fatal("the lost session was not saved again")
+	}
+}

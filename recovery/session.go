@@ -54,7 +54,9 @@ type Store interface {
 	Claim(ctx context.Context, pid, owner string) (s Session, found bool, err error)
 	// Touch records that each session is still connected (Seen = now,
 	// with its quiet stretch), for those still owned by the given socket.
-	Touch(ctx context.Context, refs []Ref, now time.Time) error
+	// It returns the refs whose session is gone (expired, or lost with a
+	// Redis that restarted empty), which the caller should save again.
+	Touch(ctx context.Context, refs []Ref, now time.Time) (missing []Ref, err error)
 	// Delete removes pid's session if owner holds it.
 	Delete(ctx context.Context, pid, owner string) error
 }
@@ -164,16 +166,21 @@ func (m *MemoryStore) Claim(_ context.Context, pid, owner string) (Session, bool
 }
 
 // Touch implements Store.
-func (m *MemoryStore) Touch(_ context.Context, refs []Ref, now time.Time) error {
+func (m *MemoryStore) Touch(_ context.Context, refs []Ref, now time.Time) ([]Ref, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	var missing []Ref
 	for _, r := range refs {
-		if cur, ok := m.sessions[r.PID]; ok && cur.s.Owner == r.Owner {
+		cur, ok := m.sessions[r.PID]
+		switch {
+		case !ok:
+			missing = append(missing, r)
+		case cur.s.Owner == r.Owner:
 			cur.s.Seen, cur.s.Quiet = now, r.Quiet
 			cur.expires = m.now().Add(m.ttl)
 		}
 	}
-	return nil
+	return missing, nil
 }
 
 // Delete implements Store.
@@ -240,9 +247,11 @@ return v
 `)
 
 // touchScript records a connected session's heartbeat if its owner still
-// holds it.
+// holds it: 1 done, 0 another owner, -1 no session.
 var touchScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if not owner then return -1 end
+if owner ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'seen', ARGV[2], 'qfrom', ARGV[3], 'qto', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return 1
@@ -300,16 +309,16 @@ func (r *RedisStore) Claim(ctx context.Context, pid, owner string) (Session, boo
 }
 
 // Touch implements Store, in one pipeline.
-func (r *RedisStore) Touch(ctx context.Context, refs []Ref, now time.Time) error {
+func (r *RedisStore) Touch(ctx context.Context, refs []Ref, now time.Time) ([]Ref, error) {
 	return r.touch(ctx, refs, now, false)
 }
 
-func (r *RedisStore) touch(ctx context.Context, refs []Ref, now time.Time, loaded bool) error {
+func (r *RedisStore) touch(ctx context.Context, refs []Ref, now time.Time, loaded bool) ([]Ref, error) {
 	if len(refs) == 0 {
-		return nil
+		return nil, nil
 	}
 	ms := now.UnixMilli()
-	_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+	cmds, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, ref := range refs {
 			touchScript.EvalSha(ctx, p, []string{r.prefix + ref.PID}, ref.Owner, ms, ref.Quiet.From, ref.Quiet.To, r.ttlMillis())
 		}
@@ -322,9 +331,15 @@ func (r *RedisStore) touch(ctx context.Context, refs []Ref, now time.Time, loade
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("recovery: touch %d sessions: %w", len(refs), err)
+		return nil, fmt.Errorf("recovery: touch %d sessions: %w", len(refs), err)
 	}
-	return nil
+	var missing []Ref
+	for i, c := range cmds {
+		if n, _ := c.(*redis.Cmd).Int(); n == -1 {
+			missing = append(missing, refs[i])
+		}
+	}
+	return missing, nil
 }
 
 // Delete implements Store.

@@ -57,8 +57,8 @@ func storeContract(t *testing.T, s Store) {
 		t.Fatal("a former owner's Save was accepted")
 	}
 	later := seen.Add(time.Minute)
-	if err := s.Touch(ctx, []Ref{{PID: "pid-1", Owner: "sid-a"}}, later); err != nil {
-		t.Fatal(err)
+	if missing, err := s.Touch(ctx, []Ref{{PID: "pid-1", Owner: "sid-a"}}, later); err != nil || len(missing) != 0 {
+		t.Fatal(missing, err)
 	}
 	if err := s.Delete(ctx, "pid-1", "sid-a"); err != nil {
 		t.Fatal(err)
@@ -67,8 +67,9 @@ func storeContract(t *testing.T, s Store) {
 	if !found || !got.Seen.Equal(seen) {
 		t.Fatalf("a former owner's touch or delete changed the session: %+v %v", got, found)
 	}
-	if err := s.Touch(ctx, []Ref{{PID: "pid-1", Owner: "sid-b", Quiet: Quiet{From: "6-0", To: "9-0"}}, {PID: "gone", Owner: "x"}}, later); err != nil {
-		t.Fatal(err)
+	missing, err := s.Touch(ctx, []Ref{{PID: "pid-1", Owner: "sid-b", Quiet: Quiet{From: "6-0", To: "9-0"}}, {PID: "gone", Owner: "x"}}, later)
+	if err != nil || len(missing) != 1 || missing[0].PID != "gone" {
+		t.Fatalf("Touch: missing %v, %v; want the one session that is gone", missing, err)
 	}
 	got, _, _ = s.Claim(ctx, "pid-1", "sid-b")
 	if !got.Seen.Equal(later) || got.Quiet.To != "9-0" {
@@ -118,7 +119,7 @@ func TestRedisStore(t *testing.T) {
 	if err := client.ScriptFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Touch(ctx, []Ref{{PID: "ttl", Owner: "o"}}, time.Now()); err != nil {
+	if _, err := s.Touch(ctx, []Ref{{PID: "ttl", Owner: "o"}}, time.Now()); err != nil {
 		t.Fatalf("Touch after SCRIPT FLUSH: %v", err)
 	}
 	// A stored list that does not decode is an error; entries that do not

@@ -106,9 +106,13 @@ describe('status page of a cluster', { skip: redisSkip }, () => {
     try {
       await Promise.all([a.start(), b.start()]);
       const nodes = async () => (await (await fetch(`${a.url}/status/state`)).json()).nodes;
-      await waitUntil('two nodes on the page', async () => (await nodes()).length === 2);
+      // A node announces itself every interval: its first announcement may
+      // predate its readiness.
+      await waitUntil('two ready nodes on the page', async () => {
+        const listed = await nodes();
+        return listed.length === 2 && listed.every((n) => n.ready);
+      });
       assert.deepEqual((await nodes()).map((n) => n.role).sort(), ['all', 'webhook']);
-      assert.ok((await nodes()).every((n) => n.ready));
       assert.equal((await b.stop()).code, 0);
       await waitUntil('the stopped node expires', async () => (await nodes()).length === 1, 5000);
       assert.equal((await a.stop()).code, 0);
