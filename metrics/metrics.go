@@ -119,6 +119,14 @@ func New() *Metrics {
 	m.joinStates = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gateway_join_states_total", Help: "Current batch_status sent after joined_batch (state on join), by source: backlog (the last one delivered), registry (the counts), live (a newer one reached the client first: none sent), unavailable (the registry could not be read: none sent).",
 	}, []string{"source"})
+	// Every outcome starts at 0, so that an alert or a rate sees the series
+	// before the first one happens.
+	for _, o := range []string{"recovered", "expired", "unknown", "too_many", "unavailable"} {
+		m.recoveries.WithLabelValues(o)
+	}
+	for _, op := range []string{"save", "touch", "delete"} {
+		m.sessionErrors.WithLabelValues(op)
+	}
 	m.reg.MustRegister(m.limitHits, m.logSuppressed, m.recoveries, m.replayed, m.sessionErrors, m.joinStates)
 	m.reg.MustRegister(m.clientEvents, m.emitted, m.deliveries, m.disconnects, m.httpRequests, m.busPublish, m.busConsumeLag, m.redisReconnects, m.webhookToEmit,
 		m.authConnects, m.authJoins, m.authExpired, m.authBackend, m.httpRefusals,
