@@ -146,7 +146,7 @@ func rooms200k(ctx context.Context, e *env) (map[string]any, error) {
 	fast.settle(ctx, 20*time.Second)
 	polite.settle(ctx, 5*time.Second)
 	out := map[string]any{
-		"flood": map[string]any{"emitted": sent, "replies": fast.counts.snapshot(), "rooms_joined": fast.counts.get("subscribed_project"), "closed_by_server_after_s": fast.closedAfter(), "close": closeReason(fast.c.closeErr)},
+		"flood":          map[string]any{"emitted": sent, "replies": fast.counts.snapshot(), "rooms_joined": fast.counts.get("subscribed_project"), "closed_by_server_after_s": fast.closedAfter(), "close": closeReason(fast.c.closeErr)},
 		"paced_15_per_s": map[string]any{"emitted": politeSent, "replies": polite.counts.snapshot(), "rooms_joined": polite.counts.get("subscribed_project"), "closed_by_server_after_s": polite.closedAfter()},
 	}
 	honest := h.stop()

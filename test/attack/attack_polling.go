@@ -126,7 +126,7 @@ func pollingStalled(ctx context.Context, e *env) (map[string]any, error) {
 	e.rec.end(g, 3*time.Second)
 	return map[string]any{
 		"webhooks": n, "bytes_to_room_mb": round(float64(n*size)/1e6, 1), "sent_in_s": round(sent.Seconds(), 1),
-		"baseline": "the same flood before the poller joined",
+		"baseline":         "the same flood before the poller joined",
 		"webhook_statuses": statuses, "websocket_client_in_room_received": watched.Load(), "stalled_poller_next_poll": nextPoll,
 	}, nil
 }

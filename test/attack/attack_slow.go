@@ -257,8 +257,8 @@ func idleKeepaliveFD256(ctx context.Context, e *env) (map[string]any, error) {
 	e.rec.end(g, 2*time.Second)
 	return map[string]any{
 		"nofile": 256, "keepalives": n,
-		"held_phase": map[string]any{"answered_200": answered1, "closed_by_server": closed1, "livez": ph1.json()},
-		"reopen_phase": map[string]any{"reopened": reopened, "held_at_end": held, "livez": ph2.json()},
+		"held_phase":              map[string]any{"answered_200": answered1, "closed_by_server": closed1, "livez": ph1.json()},
+		"reopen_phase":            map[string]any{"reopened": reopened, "held_at_end": held, "livez": ph2.json()},
 		"log_too_many_open_files": g.log.count("too many open files"),
 	}, nil
 }
