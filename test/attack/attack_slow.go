@@ -259,7 +259,7 @@ func idleKeepaliveFD256(ctx context.Context, e *env) (map[string]any, error) {
 		"nofile": 256, "keepalives": n,
 		"held_phase":              map[string]any{"answered_200": answered1, "closed_by_server": closed1, "livez": ph1.json()},
 		"reopen_phase":            map[string]any{"reopened": reopened, "held_at_end": held, "livez": ph2.json()},
-		"log_too_many_open_files": g.log.count("too many open files"),
+		"log_too_many_open_files": g.log.count("too many open files"), "log_lines_not_json": g.log.nonJSONLines(),
 	}, nil
 }
 

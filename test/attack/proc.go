@@ -174,7 +174,11 @@ type logCounter struct {
 	mu    sync.Mutex
 	lines int64
 	bytes int64
-	ring  []byte
+	// nonJSON counts lines that do not start with '{': what bypasses the
+	// structured log.
+	nonJSON int64
+	midLine bool
+	ring    []byte
 	// grep counts lines holding each of these strings.
 	grep map[string]int64
 }
@@ -186,6 +190,18 @@ func (l *logCounter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	l.bytes += int64(len(p))
 	l.lines += int64(bytes.Count(p, []byte{'\n'}))
+	for rest := p; len(rest) > 0; {
+		if !l.midLine && rest[0] != '{' {
+			l.nonJSON++
+		}
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			l.midLine = true
+			break
+		}
+		l.midLine = false
+		rest = rest[i+1:]
+	}
 	for s := range l.grep {
 		l.grep[s] += int64(bytes.Count(p, []byte(s)))
 	}
@@ -215,6 +231,12 @@ func (l *logCounter) snapshot() (lines, bytes int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.lines, l.bytes
+}
+
+func (l *logCounter) nonJSONLines() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.nonJSON
 }
 
 func (l *logCounter) tail(n int) string {

@@ -45,6 +45,9 @@ func dialWS(ctx context.Context, g *gwProc, hdr http.Header, query string) (*sio
 		status := 0
 		if resp != nil {
 			status = resp.StatusCode
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+			resp.Body.Close()
+			err = fmt.Errorf("%w (body %q)", err, trunc(b, 200))
 		}
 		return nil, status, err
 	}
