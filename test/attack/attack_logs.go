@@ -75,7 +75,7 @@ func invalidSubscribe(ctx context.Context, e *env) (map[string]any, error) {
 	}
 	e.rec.end(g, time.Second)
 	return map[string]any{
-		"one_client": map[string]any{"emitted": sent, "replies": one.counts.snapshot(), "log_lines": lines1, "log_bytes": bytes1},
+		"one_client":             map[string]any{"emitted": sent, "replies": one.counts.snapshot(), "log_lines": lines1, "log_bytes": bytes1},
 		"clients_50_within_rate": map[string]any{"clients": len(clients), "emitted": len(clients) * 190, "replies": replies, "log_lines": lines2, "log_bytes": bytes2},
 	}, nil
 }
