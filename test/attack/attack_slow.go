@@ -10,7 +10,12 @@ import (
 
 func init() {
 	register(attack{"slow_http", "a body at one byte per 5 s (producer and polling route), an idle keep-alive, slow headers: when does the server let go (65 s)", slowHTTP})
-	register(attack{"slow_bodies_5000", "5,000 webhook bodies at one byte per 5 s, held 25 s: goroutines, statuses", slowBodies5000})
+	register(attack{"slow_bodies_5000", "5,000 webhook bodies (well-formed signature header, 1,000 bytes announced) at one byte per 5 s, held 25 s: goroutines, statuses", func(ctx context.Context, e *env) (map[string]any, error) {
+		return slowBodies5000(ctx, e, wellFormedSignature)
+	}})
+	register(attack{"slow_bodies_5000_unsigned", "the same without a signature header (refused 401 before the body is read)", func(ctx context.Context, e *env) (map[string]any, error) {
+		return slowBodies5000(ctx, e, "")
+	}})
 	register(attack{"idle_keepalive_fd256", "300 idle keep-alives against a process limited to 256 open files: does /livez answer", idleKeepaliveFD256})
 	register(attack{"stalled_webhooks_unsigned", "300 unsigned webhooks stalled 960 KiB into a 1 MiB body: RSS", func(ctx context.Context, e *env) (map[string]any, error) {
 		return stalledWebhooks(ctx, e, "")
@@ -119,7 +124,7 @@ func slowHTTP(ctx context.Context, e *env) (map[string]any, error) {
 }
 
 // slowBodies5000: 5,000 slow webhook bodies opened over 5 s and held 25 s.
-func slowBodies5000(ctx context.Context, e *env) (map[string]any, error) {
+func slowBodies5000(ctx context.Context, e *env, sigHeader string) (map[string]any, error) {
 	g, err := startGateway(ctx, e, gwOpts{})
 	if err != nil {
 		return nil, err
@@ -134,7 +139,11 @@ func slowBodies5000(ctx context.Context, e *env) (map[string]any, error) {
 	h.setPhase("attack")
 
 	const n = 5000
-	head := postHead(g.addr, "/api/webhooks/modal", 1000, wellFormedSignature)
+	var extra []string
+	if sigHeader != "" {
+		extra = append(extra, sigHeader)
+	}
+	head := postHead(g.addr, "/api/webhooks/modal", 1000, extra...)
 	conns := make([]*rawConn, 0, n)
 	dialErrs := 0
 	start := time.Now()
@@ -169,14 +178,14 @@ func slowBodies5000(ctx context.Context, e *env) (map[string]any, error) {
 	e.rec.mu.Unlock()
 	e.rec.end(g, 3*time.Second)
 	return map[string]any{
-		"connections": len(conns), "dial_errors": dialErrs, "opened_in_s": round(opened.Seconds(), 1), "held_s": 25,
+		"connections": len(conns), "signature_header": sigHeader != "", "dial_errors": dialErrs, "opened_in_s": round(opened.Seconds(), 1), "held_s": 25,
 		"statuses": counts, "closed_by_server": closed, "open_at_end": stillOpen, "close_times": times,
 	}, nil
 }
 
 // idleKeepaliveFD256: 300 idle keep-alives (each after one GET /livez)
 // against a gateway limited to 256 open files; held 10 s, then 10 s more
-// reopening each as soon as the server closes it.
+// reopening each within 10 ms of the server closing it.
 func idleKeepaliveFD256(ctx context.Context, e *env) (map[string]any, error) {
 	g, err := startGateway(ctx, e, gwOpts{nofile: 256})
 	if err != nil {
@@ -223,22 +232,30 @@ func idleKeepaliveFD256(ctx context.Context, e *env) (map[string]any, error) {
 			closed1++
 		}
 	}
-	// Phase 2: each slot reopened as soon as it is closed (at most 20
-	// times per slot).
+	// Phase 2: each slot reopened within 10 ms of being closed (at most
+	// 50 times per slot), the probes as before.
 	ph2 := &livezStats{}
 	reopened := 0
 	reopen := make([]int, n)
-	probeFor(ctx, g, ph2, 10*time.Second, func() {
-		for i, c := range slots {
-			if (c == nil || c.isClosed()) && reopen[i] < 20 {
-				reopen[i]++
-				reopened++
-				if slots[i] = open(); slots[i] != nil {
-					all = append(all, slots[i])
+	pctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for sleepCtx(pctx, 10*time.Millisecond) {
+			for i, c := range slots {
+				if (c == nil || c.isClosed()) && reopen[i] < 50 {
+					reopen[i]++
+					reopened++
+					if slots[i] = open(); slots[i] != nil {
+						all = append(all, slots[i])
+					}
 				}
 			}
 		}
-	})
+	}()
+	probeFor(ctx, g, ph2, 10*time.Second, nil)
+	cancel()
+	<-done
 	held := 0
 	for _, c := range slots {
 		if c != nil && !c.isClosed() {

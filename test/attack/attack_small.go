@@ -12,7 +12,7 @@ import (
 )
 
 func init() {
-	register(attack{"eio_close_ws", "an Engine.IO close packet \"1\" and an invalid UTF-8 text frame over WebSocket: time until the server closes (50 s)", eioCloseWS})
+	register(attack{"eio_close_ws", "an Engine.IO close packet \"1\" (then no pongs) and an invalid UTF-8 text frame (pongs answered) over WebSocket: time until the server closes (50 s)", eioCloseWS})
 	register(attack{"polling_post_over_limit", "a chunked polling POST over the message size (and one with Content-Length): status", pollingPostOverLimit})
 	register(attack{"origin_403_body", "a handshake from a refused Origin: status and body", origin403})
 	register(attack{"metrics_port", "GET /metrics on the main port, with and without GATEWAY_METRICS_ADDR", metricsPort})
@@ -30,7 +30,11 @@ func eioCloseWS(ctx context.Context, e *env) (map[string]any, error) {
 		send func(c *sioConn) error
 	}
 	probes := []probe{
-		{"close_packet_1", func(c *sioConn) error { return c.send("1") }},
+		{"close_packet_1", func(c *sioConn) error {
+			// A client that has closed answers no more pings.
+			c.noPong.Store(true)
+			return c.send("1")
+		}},
 		{"invalid_utf8_text_frame", func(c *sioConn) error {
 			c.wmu.Lock()
 			defer c.wmu.Unlock()
@@ -56,12 +60,12 @@ func eioCloseWS(ctx context.Context, e *env) (map[string]any, error) {
 		}
 		conns[i] = c
 	}
-	deadline := time.After(50 * time.Second)
+	wctx, cancel := context.WithTimeout(ctx, 50*time.Second)
+	defer cancel()
 	for _, c := range conns {
 		select {
 		case <-c.closed:
-		case <-deadline:
-		case <-ctx.Done():
+		case <-wctx.Done():
 		}
 	}
 	out := map[string]any{"watched_s": 50}

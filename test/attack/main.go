@@ -34,10 +34,30 @@ type attack struct {
 	run   func(ctx context.Context, e *env) (map[string]any, error)
 }
 
-// attacks in the order they run; the files attack_*.go define them.
+// attacks; the files attack_*.go register them, and they run in the
+// order of docs/security.md (runOrder).
 var attacks []attack
 
 func register(a attack) { attacks = append(attacks, a) }
+
+// runOrder is the order of docs/security.md; an attack not listed runs
+// last.
+var runOrder = []string{
+	"slow_http", "slow_bodies_5000", "slow_bodies_5000_unsigned", "idle_keepalive_fd256", "stalled_webhooks_unsigned", "stalled_webhooks_wrong_sig", "sigterm_slow_body",
+	"polling_stalled_100mb", "binary_attachments",
+	"rooms_200k", "follows_20k", "handshakes_20k", "handshakes_20k_200addrs", "max_clients_default",
+	"invalid_subscribe_20k", "request_id_900k",
+	"eio_close_ws", "polling_post_over_limit", "origin_403_body", "metrics_port",
+	"cross_project", "replay", "shared_secret", "dns_rebinding_origin",
+	"connect_cycles", "malformed_packets", "flask_pickle",
+}
+
+func position(name string) int {
+	if i := slices.Index(runOrder, name); i >= 0 {
+		return i
+	}
+	return len(runOrder)
+}
 
 // env is what an attack gets: where the binaries are and where to report.
 type env struct {
@@ -60,6 +80,7 @@ func main() {
 		list  = flag.Bool("list", false, "list the attacks and exit")
 	)
 	flag.Parse()
+	slices.SortStableFunc(attacks, func(a, b attack) int { return position(a.name) - position(b.name) })
 	if *list {
 		for _, a := range attacks {
 			fmt.Printf("%-24s %s\n", a.name, a.about)

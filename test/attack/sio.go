@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -28,6 +29,10 @@ type sioConn struct {
 	// onEvent receives every server event (name, first argument); set
 	// before start. Called on the read goroutine.
 	onEvent func(name string, data json.RawMessage)
+
+	// noPong stops answering the server's pings (a client that has sent
+	// a close packet would not answer them).
+	noPong atomic.Bool
 
 	closed   chan struct{}
 	closedAt time.Time
@@ -113,7 +118,9 @@ func (c *sioConn) start() {
 			}
 			switch {
 			case bytes.Equal(msg, []byte("2")):
-				_ = c.send("3")
+				if !c.noPong.Load() {
+					_ = c.send("3")
+				}
 			case bytes.HasPrefix(msg, []byte("42")) || bytes.HasPrefix(msg, []byte("43")):
 				if name, data, ok := parseEvent(msg); ok && c.onEvent != nil {
 					c.onEvent(name, data)
