@@ -103,30 +103,18 @@ func crossProject(ctx context.Context, e *env) (map[string]any, error) {
 	secret77 := `{"job_id":"job-77","status":"completed","project_id":"77","result":{"success":true,"s3_output_path":"s3://tenant-77/private/mesh.msh"}}`
 	ok42 := `{"job_id":"job-42","status":"completed","project_id":"42","result":{"success":true}}`
 
-	anon, refused, err := newWatcher(ctx, g, nil)
+	anon, a, err := connectAndSubscribe(ctx, g, nil, "77")
 	if err != nil {
 		return nil, err
 	}
-	a := map[string]any{}
-	if anon == nil {
-		a["connect"] = "refused: " + refused
-	} else {
-		a["connect"] = "accepted"
-		a["subscribe_77"] = anon.subscribe(ctx, "77")
-		defer anon.c.close()
-	}
-	tok, refused, err := newWatcher(ctx, g, map[string]any{"token": jwtToken("user-42", []string{"42"}, 10*time.Minute)})
+	tok, t, err := connectAndSubscribe(ctx, g, map[string]any{"token": jwtToken("user-42", []string{"42"}, 10*time.Minute)}, "77", "42")
 	if err != nil {
 		return nil, err
 	}
-	t := map[string]any{}
-	if tok == nil {
-		t["connect"] = "refused: " + refused
-	} else {
-		t["connect"] = "accepted"
-		t["subscribe_77"] = tok.subscribe(ctx, "77")
-		t["subscribe_42"] = tok.subscribe(ctx, "42")
-		defer tok.c.close()
+	for _, w := range []*watcher{anon, tok} {
+		if w != nil {
+			defer w.c.close()
+		}
 	}
 	p := newProducer(g)
 	st77, _, _ := p.webhook([]byte(secret77))
@@ -145,6 +133,26 @@ func crossProject(ctx context.Context, e *env) (map[string]any, error) {
 	out["webhook_statuses"] = map[string]int{"77": st77, "42": st42}
 	e.rec.end(g, time.Second)
 	return out, nil
+}
+
+// connectAndSubscribe connects a watcher with auth and subscribes it to
+// each project; the figures say how the server answered each step. The
+// watcher is nil when the server refused the connect.
+func connectAndSubscribe(ctx context.Context, g *gwProc, auth any, projects ...string) (*watcher, map[string]any, error) {
+	w, refused, err := newWatcher(ctx, g, auth)
+	if err != nil {
+		return nil, nil, err
+	}
+	figures := map[string]any{}
+	if w == nil {
+		figures["connect"] = "refused: " + refused
+		return nil, figures, nil
+	}
+	figures["connect"] = "accepted"
+	for _, p := range projects {
+		figures["subscribe_"+p] = w.subscribe(ctx, p)
+	}
+	return w, figures, nil
 }
 
 // eventsBody is one job_completed for project 42 through the publish API.

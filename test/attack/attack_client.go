@@ -109,18 +109,11 @@ func (f *flooder) closedAfter() any {
 }
 
 func rooms200k(ctx context.Context, e *env) (map[string]any, error) {
-	g, err := startGateway(ctx, e, gwOpts{})
+	g, h, err := startWithHonest(ctx, e, gwOpts{})
 	if err != nil {
 		return nil, err
 	}
 	defer g.stop()
-	h, err := startHonest(ctx, g)
-	if err != nil {
-		return nil, err
-	}
-	e.rec.begin(g)
-	sleepCtx(ctx, 5*time.Second)
-	h.setPhase("attack")
 
 	fast, err := newFlooder(ctx, g, nil)
 	if err != nil {
@@ -149,13 +142,9 @@ func rooms200k(ctx context.Context, e *env) (map[string]any, error) {
 		"flood":          map[string]any{"emitted": sent, "replies": fast.counts.snapshot(), "rooms_joined": fast.counts.get("subscribed_project"), "closed_by_server_after_s": fast.closedAfter(), "close": closeReason(fast.c.closeErr)},
 		"paced_15_per_s": map[string]any{"emitted": politeSent, "replies": polite.counts.snapshot(), "rooms_joined": polite.counts.get("subscribed_project"), "closed_by_server_after_s": polite.closedAfter()},
 	}
-	honest := h.stop()
 	fast.c.close()
 	polite.c.close()
-	e.rec.mu.Lock()
-	e.rec.honest = honest
-	e.rec.mu.Unlock()
-	e.rec.end(g, 3*time.Second)
+	e.endWithHonest(g, h, 3*time.Second)
 	return out, nil
 }
 
@@ -256,18 +245,11 @@ func follows20k(ctx context.Context, e *env) (map[string]any, error) {
 // handshakes: 20,000 polling handshakes from addrs source addresses over
 // 8 workers, each on one keep-alive connection per address.
 func handshakes(ctx context.Context, e *env, addrs int) (map[string]any, error) {
-	g, err := startGateway(ctx, e, gwOpts{})
+	g, h, err := startWithHonest(ctx, e, gwOpts{})
 	if err != nil {
 		return nil, err
 	}
 	defer g.stop()
-	h, err := startHonest(ctx, g)
-	if err != nil {
-		return nil, err
-	}
-	e.rec.begin(g)
-	sleepCtx(ctx, 5*time.Second)
-	h.setPhase("attack")
 
 	const total, workers = 20_000, 8
 	var sources []net.IP
@@ -313,11 +295,7 @@ func handshakes(ctx context.Context, e *env, addrs int) (map[string]any, error) 
 	wg.Wait()
 	took := time.Since(start)
 	sleepCtx(ctx, 3*time.Second)
-	honest := h.stop()
-	e.rec.mu.Lock()
-	e.rec.honest = honest
-	e.rec.mu.Unlock()
-	e.rec.end(g, 2*time.Second)
+	e.endWithHonest(g, h, 2*time.Second)
 	return map[string]any{
 		"handshakes": total, "source_addresses": len(sources), "sent_in_s": round(took.Seconds(), 1), "statuses": statuses,
 	}, nil

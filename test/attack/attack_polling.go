@@ -119,11 +119,7 @@ func pollingStalled(ctx context.Context, e *env) (map[string]any, error) {
 	if len(b) > 0 && len(b) < 200 {
 		nextPoll["body"] = string(b)
 	}
-	honest := h.stop()
-	e.rec.mu.Lock()
-	e.rec.honest = honest
-	e.rec.mu.Unlock()
-	e.rec.end(g, 3*time.Second)
+	e.endWithHonest(g, h, 3*time.Second)
 	return map[string]any{
 		"webhooks": n, "bytes_to_room_mb": round(float64(n*size)/1e6, 1), "sent_in_s": round(sent.Seconds(), 1),
 		"baseline":         "the same flood before the poller joined",

@@ -29,23 +29,13 @@ func init() {
 // drip sends one byte of body every interval to each open conn until ctx
 // ends or limit passes.
 func drip(ctx context.Context, conns []*rawConn, interval, limit time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	end := time.After(limit)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-end:
-			return
-		case <-t.C:
-		}
+	every(ctx, interval, limit, func() {
 		for _, c := range conns {
 			if !c.isClosed() {
 				_ = c.write([]byte("x"), time.Second)
 			}
 		}
-	}
+	})
 }
 
 // slowHTTP: one connection of each kind, watched for 65 s.
@@ -84,36 +74,21 @@ func slowHTTP(ctx context.Context, e *env) (map[string]any, error) {
 		}
 		conns[i] = c
 	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { // bodies and headers one byte per 5 s
-		defer wg.Done()
-		t := time.NewTicker(5 * time.Second)
-		defer t.Stop()
-		end := time.After(watch)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-end:
-				return
-			case <-t.C:
+	// Bodies and headers one byte per 5 s.
+	every(ctx, 5*time.Second, watch, func() {
+		for i, k := range kinds {
+			c := conns[i]
+			if c.isClosed() {
+				continue
 			}
-			for i, k := range kinds {
-				c := conns[i]
-				if c.isClosed() {
-					continue
-				}
-				switch k.name {
-				case "producer_body", "polling_body":
-					_ = c.write([]byte("x"), time.Second)
-				case "slow_headers":
-					_ = c.write([]byte("X"), time.Second)
-				}
+			switch k.name {
+			case "producer_body", "polling_body":
+				_ = c.write([]byte("x"), time.Second)
+			case "slow_headers":
+				_ = c.write([]byte("X"), time.Second)
 			}
 		}
-	}()
-	wg.Wait()
+	})
 	out := map[string]any{"watched_s": watch.Seconds(), "interval_s": 5}
 	for i, k := range kinds {
 		out[k.name] = conns[i].result()
@@ -125,18 +100,11 @@ func slowHTTP(ctx context.Context, e *env) (map[string]any, error) {
 
 // slowBodies5000: 5,000 slow webhook bodies opened over 5 s and held 25 s.
 func slowBodies5000(ctx context.Context, e *env, sigHeader string) (map[string]any, error) {
-	g, err := startGateway(ctx, e, gwOpts{})
+	g, h, err := startWithHonest(ctx, e, gwOpts{})
 	if err != nil {
 		return nil, err
 	}
 	defer g.stop()
-	h, err := startHonest(ctx, g)
-	if err != nil {
-		return nil, err
-	}
-	e.rec.begin(g)
-	sleepCtx(ctx, 5*time.Second)
-	h.setPhase("attack")
 
 	const n = 5000
 	var extra []string
@@ -172,11 +140,7 @@ func slowBodies5000(ctx context.Context, e *env, sigHeader string) (map[string]a
 	for _, c := range conns {
 		c.close()
 	}
-	honest := h.stop()
-	e.rec.mu.Lock()
-	e.rec.honest = honest
-	e.rec.mu.Unlock()
-	e.rec.end(g, 3*time.Second)
+	e.endWithHonest(g, h, 3*time.Second)
 	return map[string]any{
 		"connections": len(conns), "signature_header": sigHeader != "", "dial_errors": dialErrs, "opened_in_s": round(opened.Seconds(), 1), "held_s": 25,
 		"statuses": counts, "closed_by_server": closed, "open_at_end": stillOpen, "close_times": times,
@@ -187,19 +151,12 @@ func slowBodies5000(ctx context.Context, e *env, sigHeader string) (map[string]a
 // against a gateway limited to 256 open files; held 10 s, then 10 s more
 // reopening each within 10 ms of the server closing it.
 func idleKeepaliveFD256(ctx context.Context, e *env) (map[string]any, error) {
-	g, err := startGateway(ctx, e, gwOpts{nofile: 256})
+	g, h, err := startWithHonest(ctx, e, gwOpts{nofile: 256})
 	if err != nil {
 		return nil, err
 	}
 	defer g.stop()
 	g.log.watch("too many open files")
-	h, err := startHonest(ctx, g)
-	if err != nil {
-		return nil, err
-	}
-	e.rec.begin(g)
-	sleepCtx(ctx, 5*time.Second)
-	h.setPhase("attack")
 
 	const n = 300
 	req := []byte("GET /livez HTTP/1.1\r\nHost: " + g.addr + "\r\n\r\n")
@@ -267,11 +224,7 @@ func idleKeepaliveFD256(ctx context.Context, e *env) (map[string]any, error) {
 			c.close()
 		}
 	}
-	honest := h.stop()
-	e.rec.mu.Lock()
-	e.rec.honest = honest
-	e.rec.mu.Unlock()
-	e.rec.end(g, 2*time.Second)
+	e.endWithHonest(g, h, 2*time.Second)
 	return map[string]any{
 		"nofile": 256, "keepalives": n,
 		"held_phase":              map[string]any{"answered_200": answered1, "closed_by_server": closed1, "livez": ph1.json()},
@@ -283,22 +236,12 @@ func idleKeepaliveFD256(ctx context.Context, e *env) (map[string]any, error) {
 // probeFor probes /livez every 100 ms for d into l, calling each (when
 // set) before every probe.
 func probeFor(ctx context.Context, g *gwProc, l *livezStats, d time.Duration, each func()) {
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
-	end := time.After(d)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-end:
-			return
-		case <-t.C:
-		}
+	every(ctx, 100*time.Millisecond, d, func() {
 		if each != nil {
 			each()
 		}
 		l.probe(g.addr)
-	}
+	})
 }
 
 // stalledWebhooks: 300 webhooks announcing 1 MiB, stalled after 960 KiB,

@@ -36,6 +36,35 @@ type honest struct {
 	started   time.Time
 }
 
+// startWithHonest starts a gateway with o and the honest client, begins
+// the record and waits the 5 s baseline: the attack comes next, and
+// endWithHonest ends it.
+func startWithHonest(ctx context.Context, e *env, o gwOpts) (*gwProc, *honest, error) {
+	g, err := startGateway(ctx, e, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	h, err := startHonest(ctx, g)
+	if err != nil {
+		g.stop()
+		return nil, nil, err
+	}
+	e.rec.begin(g)
+	sleepCtx(ctx, 5*time.Second)
+	h.setPhase("attack")
+	return g, h, nil
+}
+
+// endWithHonest stops the honest client, records its figures and takes
+// the "after" figures settle later.
+func (e *env) endWithHonest(g *gwProc, h *honest, settle time.Duration) {
+	figures := h.stop()
+	e.rec.mu.Lock()
+	e.rec.honest = figures
+	e.rec.mu.Unlock()
+	e.rec.end(g, settle)
+}
+
 // startHonest connects the client, subscribes it, and starts the
 // producer in the baseline phase.
 func startHonest(ctx context.Context, g *gwProc) (*honest, error) {

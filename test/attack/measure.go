@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"math"
 	"net"
@@ -104,59 +105,36 @@ func (r *record) begin(g *gwProc) {
 	r.livez = &livezStats{}
 	r.mu.Unlock()
 
-	stop := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(3)
 	go func() { // RSS
 		defer wg.Done()
-		t := time.NewTicker(100 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				v := rssMB(g.pid)
-				r.mu.Lock()
-				r.rss.peak = max(r.rss.peak, v)
-				r.mu.Unlock()
-			}
-		}
+		every(ctx, 100*time.Millisecond, 0, func() {
+			v := rssMB(g.pid)
+			r.mu.Lock()
+			r.rss.peak = max(r.rss.peak, v)
+			r.mu.Unlock()
+		})
 	}()
 	go func() { // goroutines and heap
 		defer wg.Done()
 		if g.debug == "" {
 			return
 		}
-		t := time.NewTicker(500 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				n, h := goroutines(g.debug), heapMB(g.debug)
-				r.mu.Lock()
-				r.gor.peak = max(r.gor.peak, n)
-				r.heap.peak = max(r.heap.peak, h)
-				r.mu.Unlock()
-			}
-		}
+		every(ctx, 500*time.Millisecond, 0, func() {
+			n, h := goroutines(g.debug), heapMB(g.debug)
+			r.mu.Lock()
+			r.gor.peak = max(r.gor.peak, n)
+			r.heap.peak = max(r.heap.peak, h)
+			r.mu.Unlock()
+		})
 	}()
 	go func() { // /livez
 		defer wg.Done()
-		t := time.NewTicker(100 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				r.livez.probe(g.addr)
-			}
-		}
+		every(ctx, 100*time.Millisecond, 0, func() { r.livez.probe(g.addr) })
 	}()
-	r.stopped = append(r.stopped, func() { close(stop); wg.Wait() })
+	r.stopped = append(r.stopped, func() { cancel(); wg.Wait() })
 }
 
 // end stops sampling, waits settle, and takes the "after" figures.

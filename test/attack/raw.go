@@ -170,6 +170,26 @@ func postHead(addr, path string, n int, extra ...string) []byte {
 // comes before the body is read.
 var wellFormedSignature = "X-Modal-Signature: sha256=" + string(bytes.Repeat([]byte("0"), 64))
 
+// every calls f every interval until ctx ends or, when limit is
+// positive, limit has passed.
+func every(ctx context.Context, interval, limit time.Duration, f func()) {
+	if limit > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, limit)
+		defer cancel()
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f()
+		}
+	}
+}
+
 // sleepCtx sleeps d or until ctx ends; false when ctx ended.
 func sleepCtx(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
