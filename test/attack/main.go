@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -116,6 +117,7 @@ func main() {
 		}
 		e := &env{gateway: bin, redis: *redis, host: *host, label: *label, rec: newRecord()}
 		fmt.Fprintf(os.Stderr, "attack: %s (%s)\n", a.name, *label)
+		load := loadAverage()
 		start := time.Now()
 		// Each attack bounds itself; this is the backstop.
 		actx, cancel := context.WithTimeout(ctx, 150*time.Second)
@@ -125,6 +127,8 @@ func main() {
 			"attack":     a.name,
 			"build":      *label,
 			"duration_s": round(time.Since(start).Seconds(), 1),
+			// The machine is shared: its load when the attack began.
+			"loadavg_1m": load,
 		}
 		for k, v := range e.rec.figures() {
 			line[k] = v
@@ -172,4 +176,21 @@ func split(s string) []string {
 		}
 	}
 	return out
+}
+
+// loadAverage is the machine's 1-minute load average (-1 when unknown).
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return -1
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return -1
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return -1
+	}
+	return v
 }
