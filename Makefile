@@ -111,6 +111,29 @@ bench-smoke: ## the load harness's unit tests and a few seconds of it against th
 bench-go: ## Go micro-benchmarks of the hot paths
 	go test -run='^$$' -bench=. -benchmem ./...
 
+# The attacks of docs/security.md (test/attack): each starts bin/gateway
+# (and a redis-server where needed) on 127.0.0.1, attacks it, measures it
+# and prints one JSON line. About ten minutes; not part of make test.
+# ATTACKS=name,name runs some of them (go run ./test/attack -list).
+ATTACK_BEFORE  ?= f174727
+ATTACK_OLD_DIR ?= $(or $(TMPDIR),/tmp)/gateway-attack-before
+ATTACK_ONLY    := $(if $(ATTACKS),-only $(ATTACKS))
+
+bin/attack: $(shell git ls-files test/attack) go.mod go.sum
+	CGO_ENABLED=0 go build -o bin/attack ./test/attack
+
+.PHONY: attack
+attack: build bin/attack ## run every attack of docs/security.md against bin/gateway on 127.0.0.1 (JSON lines; ATTACKS=a,b for some)
+	./bin/attack -gateway $(BIN) -label after $(ATTACK_ONLY)
+
+.PHONY: attack-compare
+attack-compare: build bin/attack ## build the gateway before the bounds (ATTACK_BEFORE, f174727) and run every attack against it, then against bin/gateway
+	rm -rf $(ATTACK_OLD_DIR) && mkdir -p $(ATTACK_OLD_DIR)
+	git archive $(ATTACK_BEFORE) | tar -x -C $(ATTACK_OLD_DIR)
+	cd $(ATTACK_OLD_DIR) && CGO_ENABLED=0 go build -trimpath -o bin/gateway ./cmd/gateway
+	./bin/attack -gateway $(ATTACK_OLD_DIR)/bin/gateway -label before $(ATTACK_ONLY); s=$$?; \
+	./bin/attack -gateway $(BIN) -label after $(ATTACK_ONLY) || s=1; exit $$s
+
 .PHONY: clean
 clean: ## remove build outputs
 	rm -rf bin
