@@ -113,12 +113,43 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			busy(w, http.StatusServiceUnavailable, "Service Unavailable")
 			return
 		}
-	} else if r.Method == http.MethodPost && !g.boundBody(w, r) {
-		g.s.opts.Metrics.LimitHit(LimitPollingBody)
-		return
+	} else if r.Method == http.MethodPost {
+		if !g.boundBody(w, r) {
+			g.s.opts.Metrics.LimitHit(LimitPollingBody)
+			return
+		}
+		w = &closeOnError{ResponseWriter: w}
 	}
 	g.s.eio.ServeHTTP(w, r)
 }
+
+// closeOnError closes the connection of a polling POST the engine refuses
+// (an unknown session, a bad packet) without reading the body it left:
+// net/http would otherwise read up to 256 KiB of it first, as slowly as
+// the client sends it.
+type closeOnError struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+// WriteHeader implements http.ResponseWriter.
+func (w *closeOnError) WriteHeader(code int) {
+	if !w.wrote && code >= http.StatusBadRequest {
+		_ = http.NewResponseController(w.ResponseWriter).SetReadDeadline(time.Now())
+		w.Header().Set("Connection", "close")
+	}
+	w.wrote = true
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Write implements http.ResponseWriter.
+func (w *closeOnError) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *closeOnError) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // admit checks a handshake against the node's bounds; it returns the name
 // of the limit it is over, or "".
@@ -198,8 +229,12 @@ func (g *guard) boundBody(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// busy answers an Engine.IO-shaped error without detail.
+// busy answers an Engine.IO-shaped error without detail and closes the
+// connection: the read deadline set in the past stops the server from
+// reading what is left of the body first (it would, up to 256 KiB, as
+// slowly as the client likes, Connection: close notwithstanding).
 func busy(w http.ResponseWriter, code int, message string) {
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Connection", "close")
 	w.WriteHeader(code)
@@ -208,26 +243,37 @@ func busy(w http.ResponseWriter, code int, message string) {
 
 // eventBudget is one client's token bucket for the events it sends.
 type eventBudget struct {
-	lim       *rate.Limiter
-	window    time.Duration // over the rate this long without a pause: abuse
-	overSince time.Time     // first refusal of the current run; zero when not over
+	lim         *rate.Limiter
+	window      time.Duration // over the rate this long without a pause: abuse
+	overSince   time.Time     // first refusal of the current run; zero when not over
+	lastRefused time.Time     // the latest refusal
 }
+
+// eventPause is how long without a refusal ends a run over the rate. The
+// bucket grants a token now and then even to a flood (one every 50 ms at
+// 20/s), so a granted event does not end the run: only a client that
+// stays under its rate for this long does.
+const eventPause = time.Second
 
 func newEventBudget(perSecond float64, window time.Duration) *eventBudget {
 	return &eventBudget{lim: rate.NewLimiter(rate.Limit(perSecond), max(1, int(2*perSecond))), window: window}
 }
 
 // take reports whether the client may send one more event, and whether it
-// has been over its rate for eventAbuseWindow without a pause. Called on
-// the socket's event goroutine, one event at a time.
+// has been over its rate for the abuse window without a pause of
+// eventPause. Called on the socket's event goroutine, one event at a time.
 func (b *eventBudget) take(now time.Time) (ok, abuse bool) {
+	paused := b.lastRefused.IsZero() || now.Sub(b.lastRefused) >= eventPause
 	if b.lim.AllowN(now, 1) {
-		b.overSince = time.Time{}
+		if paused {
+			b.overSince = time.Time{}
+		}
 		return true, false
 	}
-	if b.overSince.IsZero() {
+	if paused || b.overSince.IsZero() {
 		b.overSince = now
 	}
+	b.lastRefused = now
 	return false, now.Sub(b.overSince) >= b.window
 }
 

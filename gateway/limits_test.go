@@ -251,3 +251,46 @@ func TestPollingBufferBound(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// At the default rate (20/s) and window (10 s): a flood is disconnected
+// after the window although the bucket keeps granting a token every 50 ms;
+// a client at its rate never is; a pause of a second starts the clock
+// again.
+func TestEventBudgetAbuseAtTheDefaultRate(t *testing.T) {
+	start := time.Unix(1000, 0)
+	run := func(b *eventBudget, from time.Time, perSecond int, d time.Duration) (abusedAt time.Duration, granted int) {
+		step := time.Second / time.Duration(perSecond)
+		for at := time.Duration(0); at < d; at += step {
+			ok, abuse := b.take(from.Add(at))
+			if ok {
+				granted++
+			}
+			if abuse {
+				return at, granted
+			}
+		}
+		return -1, granted
+	}
+	flood := newEventBudget(DefaultClientEventRate, eventAbuseWindow)
+	at, granted := run(flood, start, 1000, 15*time.Second)
+	if at < eventAbuseWindow || at > eventAbuseWindow+time.Second {
+		t.Fatalf("a flood of 1000/s was found abusive at %s (granted %d), want right after %s", at, granted, eventAbuseWindow)
+	}
+	if granted < 200 {
+		t.Fatalf("only %d events granted: the bucket should keep granting its rate", granted)
+	}
+	steady := newEventBudget(DefaultClientEventRate, eventAbuseWindow)
+	if at, _ := run(steady, start, 19, 30*time.Second); at >= 0 {
+		t.Fatalf("a client under its rate was found abusive at %s", at)
+	}
+	// Bursts of 9 s over the rate separated by pauses of 1.5 s: never 10 s
+	// without a pause.
+	bursty := newEventBudget(DefaultClientEventRate, eventAbuseWindow)
+	from := start
+	for range 3 {
+		if at, _ := run(bursty, from, 200, 9*time.Second); at >= 0 {
+			t.Fatalf("a burst shorter than the window was found abusive at %s", at)
+		}
+		from = from.Add(10500 * time.Millisecond)
+	}
+}

@@ -248,10 +248,15 @@ func (cfg SignedBodyConfig) refuse(c echo.Context, reason, message string, err e
 	return echo.NewHTTPError(status, message).SetInternal(err)
 }
 
-// closeAfter asks the server to close the connection after a refusal:
-// otherwise it would first read what is left of the body (up to 256 KiB),
-// which a refused client may send as slowly as it likes.
-func closeAfter(c echo.Context) { c.Response().Header().Set(echo.HeaderConnection, "close") }
+// closeAfter makes the server close the connection after a refusal at
+// once. Connection: close alone is not enough: net/http still reads what
+// is left of the body (up to 256 KiB) before closing, which a refused
+// client may send as slowly as it likes; a read deadline in the past ends
+// that read at once.
+func closeAfter(c echo.Context) {
+	c.Response().Header().Set(echo.HeaderConnection, "close")
+	_ = http.NewResponseController(c.Response()).SetReadDeadline(time.Now())
+}
 
 func (cfg SignedBodyConfig) count(c echo.Context, reason string) {
 	if cfg.OnRefuse != nil {
