@@ -49,6 +49,20 @@ import (
 	"github.com/meshgen/gateway/webhook"
 )
 
+// reserveSessionFiles is what the automatic max-clients leaves of the
+// open-file limit: the connections that are not sessions (producers,
+// probes, Redis) and the process's own files.
+const reserveSessionFiles = 256
+
+// maxClients is the max-clients in effect: the configured one, or, for 0,
+// the open-file limit minus reserveSessionFiles.
+func maxClients(configured int) int {
+	if configured > 0 {
+		return configured
+	}
+	return max(1, openFileLimit()-reserveSessionFiles)
+}
+
 // recoveryOptions configures connection state recovery: sessions in Redis
 // next to the stream (whose entries are the offsets) with the Redis bus,
 // in memory with the in-process bus.
@@ -152,7 +166,7 @@ func New(cfg config.Config, log *slog.Logger, version string) (*App, error) {
 		})
 		a.gw = gateway.New(gateway.Options{
 			Limits: gateway.Limits{
-				MaxClients:         cfg.MaxClients,
+				MaxClients:         maxClients(cfg.MaxClients),
 				MaxPollingSessions: cfg.MaxPollingSessions,
 				HandshakeRate:      cfg.HandshakeRate,
 				HandshakeRatePerIP: cfg.HandshakeRatePerIP,
@@ -360,6 +374,16 @@ func (a *App) Run(ctx context.Context) error {
 	return a.Serve(ctx, ln)
 }
 
+// sideMetrics is the handler of metrics-addr: /metrics and, again, the
+// probes, which a flood of the public port (its connection slots taken)
+// cannot starve there.
+func (a *App) sideMetrics() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET "+metrics.Path, a.metrics.Handler())
+	a.health.HandleProbes(mux)
+	return mux
+}
+
 // Serve is Run on an existing listener.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	for _, side := range []struct {
@@ -367,7 +391,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		h               http.Handler
 	}{
 		{"debug-addr", "profiler", a.cfg.DebugAddr, profiler()},
-		{"metrics-addr", "metrics", a.cfg.MetricsAddr, a.metrics.Handler()},
+		{"metrics-addr", "metrics and probes", a.cfg.MetricsAddr, a.sideMetrics()},
 	} {
 		if side.addr == "" {
 			continue
@@ -381,7 +405,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		a.side = append(a.side, d)
 		go d.serve(a.log)
 	}
-	limited := newConnLimiter(ln, a.cfg.MaxConnections, a.metrics.LimitHit)
+	limited := newConnLimiter(ln, a.cfg.MaxConnections, a.cfg.MaxConnectionsPerIP, trustedProxies(a.cfg), a.metrics.LimitHit)
 	a.echo.Server.ConnState = limited.connState
 	ln = limited
 	consumeCtx, stopConsumer := context.WithCancel(context.Background())
@@ -523,12 +547,7 @@ func dropForeignRequestID(next echo.HandlerFunc) echo.HandlerFunc {
 // trusted-proxies (X-Forwarded-For: its last entry, the one the nearest
 // proxy added).
 func clientIP(cfg config.Config) func(*http.Request) string {
-	var trusted []*net.IPNet
-	for _, cidr := range cfg.TrustedProxies {
-		if _, n, err := net.ParseCIDR(cidr); err == nil {
-			trusted = append(trusted, n)
-		}
-	}
+	trusted := trustedProxies(cfg)
 	header := http.CanonicalHeaderKey(cfg.ClientIPHeader)
 	return func(r *http.Request) string {
 		host, _, err := net.SplitHostPort(r.RemoteAddr)
@@ -557,6 +576,17 @@ func clientIP(cfg config.Config) func(*http.Request) string {
 		}
 		return host
 	}
+}
+
+// trustedProxies parses trusted-proxies (validated by config).
+func trustedProxies(cfg config.Config) []*net.IPNet {
+	var trusted []*net.IPNet
+	for _, cidr := range cfg.TrustedProxies {
+		if _, n, err := net.ParseCIDR(cidr); err == nil {
+			trusted = append(trusted, n)
+		}
+	}
+	return trusted
 }
 
 // requestLogger logs one line per HTTP request (not per Socket.IO poll).

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/sys/unix"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
@@ -216,7 +217,7 @@ func TestConnLimiter(t *testing.T) {
 	}
 	var hits []string
 	var mu sync.Mutex
-	l := newConnLimiter(inner, 10, func(limit string) { mu.Lock(); hits = append(hits, limit); mu.Unlock() })
+	l := newConnLimiter(inner, 10, 10, nil, func(limit string) { mu.Lock(); hits = append(hits, limit); mu.Unlock() })
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) }), ConnState: l.connState}
 	go func() { _ = srv.Serve(l) }()
 	defer srv.Close()
@@ -335,3 +336,167 @@ func TestClientIP(t *testing.T) {
 }
 
 func echoRequestID() echo.MiddlewareFunc { return middleware.RequestID() }
+
+// One address holds at most its share of the connections; another address
+// and a trusted proxy still get in, and a closed connection gives its
+// share back.
+func TestConnLimiterPerAddress(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, proxy, _ := net.ParseCIDR("127.0.0.3/32")
+	var mu sync.Mutex
+	var hits []string
+	l := newConnLimiter(inner, 20, 3, []*net.IPNet{proxy}, func(limit string) { mu.Lock(); hits = append(hits, limit); mu.Unlock() })
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) }), ConnState: l.connState}
+	go func() { _ = srv.Serve(l) }()
+	defer srv.Close()
+	// served dials from the local address from and reports whether the
+	// connection is served (answered) or closed at once.
+	served := func(from string) (net.Conn, bool) {
+		t.Helper()
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+		c, err := d.Dial("tcp", inner.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		_, err = http.ReadResponse(bufio.NewReader(c), nil)
+		return c, err == nil
+	}
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	}()
+	for i := range 3 {
+		c, ok := served("127.0.0.1")
+		conns = append(conns, c)
+		if !ok {
+			t.Fatalf("connection %d of 127.0.0.1 refused within its share", i+1)
+		}
+	}
+	c, ok := served("127.0.0.1")
+	conns = append(conns, c)
+	if ok {
+		t.Fatal("a fourth connection of 127.0.0.1 was served")
+	}
+	if c, ok := served("127.0.0.2"); !ok {
+		t.Fatal("another address was refused")
+	} else {
+		conns = append(conns, c)
+	}
+	for i := range 5 {
+		c, ok := served("127.0.0.3")
+		conns = append(conns, c)
+		if !ok {
+			t.Fatalf("connection %d of a trusted proxy refused", i+1)
+		}
+	}
+	_ = conns[0].Close()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		c, ok := served("127.0.0.1")
+		conns = append(conns, c)
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a closed connection did not give its share back")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(hits) == 0 || hits[0] != limitMaxConnectionsPerIP {
+		t.Fatalf("hits %v", hits)
+	}
+	if auto := newConnLimiter(inner, 100, 0, nil, nil); auto.perAddr != 25 {
+		t.Fatalf("automatic share of 100: %d, want 25", auto.perAddr)
+	}
+	if auto := newConnLimiter(inner, 100_000, 0, nil, nil); auto.perAddr != maxAutoPerAddr {
+		t.Fatalf("automatic share of 100000: %d, want %d", auto.perAddr, maxAutoPerAddr)
+	}
+}
+
+// max-clients 0 is the open-file limit minus reserveSessionFiles: with a
+// soft limit of 300 files, the 45th session is refused with 503.
+func TestMaxClientsDefault(t *testing.T) {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	low := lim
+	low.Cur = 300
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &low); err != nil {
+		t.Skip("cannot lower the open-file limit:", err)
+	}
+	restored := false
+	restore := func() {
+		if !restored {
+			restored = true
+			_ = unix.Setrlimit(unix.RLIMIT_NOFILE, &lim)
+		}
+	}
+	defer restore()
+	cfg := devConfig()
+	cfg.MaxClients = 0
+	cfg.HandshakeRatePerIP = 0
+	addr, stop := serving(t, cfg)
+	restore() // the limit is read when the app is built
+	defer func() { _ = stop() }()
+	want := 300 - reserveSessionFiles
+	refused := 0
+	client := &http.Client{Timeout: 5 * time.Second}
+	for range want + 5 {
+		res, err := client.Get("http://" + addr + "/socket.io/?EIO=4&transport=polling")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		_ = res.Body.Close()
+		if res.StatusCode == http.StatusServiceUnavailable {
+			refused++
+		}
+	}
+	if refused != 5 {
+		t.Fatalf("%d of %d handshakes refused, want 5 past the automatic max-clients %d", refused, want+5, want)
+	}
+}
+
+// A refused request whose body is still coming (a producer route without
+// a signature header, a polling POST over the handshake bounds) is closed
+// at once: the server does not read what is left of the body first, for
+// up to http-read-timeout.
+func TestRefusedSlowBodyClosedAtOnce(t *testing.T) {
+	cfg := devConfig()
+	cfg.Env = config.EnvProduction
+	cfg.Auth = "none"
+	cfg.ModalWebhookSecrets = []string{strings.Repeat("s", 32)}
+	cfg.HTTPReadTimeout = 20 * time.Second
+	addr, _ := serving(t, cfg)
+	for _, target := range []string{"/api/webhooks/modal", "/socket.io/?EIO=4&transport=polling&sid=unknown"} {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_, _ = fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{", target)
+		r := bufio.NewReader(conn)
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			t.Fatalf("%s: no answer: %v", target, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		if resp.StatusCode < 400 {
+			t.Fatalf("%s answered %d", target, resp.StatusCode)
+		}
+		if _, err := r.ReadByte(); err != io.EOF && (err == nil || !strings.Contains(err.Error(), "reset")) {
+			t.Fatalf("%s (%d): the connection was kept open to read the body: %v", target, resp.StatusCode, err)
+		}
+	}
+}

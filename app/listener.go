@@ -15,32 +15,51 @@ import (
 // closes the idle keep-alive connections (the server tells it which are
 // idle through ConnState), so that an attacker's parked connections go
 // before anyone is refused; at max a new connection is closed as soon as
-// it is accepted. Probes and clients that come back find room again.
+// it is accepted. One address may hold at most perAddr of them (trusted
+// proxies, which carry many clients, excepted), so that one attacker that
+// reconnects as fast as it is closed cannot hold them all. Probes and
+// clients that come back find room again.
 type connLimiter struct {
 	net.Listener
 	max     int64
+	perAddr int64
+	exempt  []*net.IPNet
 	onLimit func(limit string)
 
-	open atomic.Int64
-	mu   sync.Mutex
-	idle map[net.Conn]struct{}
+	open   atomic.Int64
+	mu     sync.Mutex
+	idle   map[net.Conn]struct{}
+	byAddr map[string]int64 // open connections by remote address (exempt ones not counted)
 }
 
 // Limit names counted by connLimiter.
 const (
-	limitMaxConnections = "max_connections"
-	limitIdleReaped     = "idle_connections_closed"
+	limitMaxConnections      = "max_connections"
+	limitMaxConnectionsPerIP = "max_connections_per_ip"
+	limitIdleReaped          = "idle_connections_closed"
 )
+
+// maxAutoPerAddr caps the automatic share of one address.
+const maxAutoPerAddr = 1024
 
 // reserveFiles is what the automatic max-connections leaves of the
 // process's open-file limit (Redis connections, files, the listener).
 const reserveFiles = 128
 
-func newConnLimiter(ln net.Listener, limit int, onLimit func(string)) *connLimiter {
+// newConnLimiter bounds ln to limit connections (0: the open-file limit
+// minus reserveFiles), perAddr of them from one address (0: a quarter of
+// limit, at most maxAutoPerAddr); addresses in exempt are not counted per
+// address.
+func newConnLimiter(ln net.Listener, limit, perAddr int, exempt []*net.IPNet, onLimit func(string)) *connLimiter {
 	if limit <= 0 {
 		limit = openFileLimit() - reserveFiles
 	}
-	return &connLimiter{Listener: ln, max: int64(max(limit, 1)), onLimit: onLimit, idle: make(map[net.Conn]struct{})}
+	limit = max(limit, 1)
+	if perAddr <= 0 {
+		perAddr = min(maxAutoPerAddr, max(limit/4, 1))
+	}
+	return &connLimiter{Listener: ln, max: int64(limit), perAddr: int64(perAddr), exempt: exempt, onLimit: onLimit,
+		idle: make(map[net.Conn]struct{}), byAddr: make(map[string]int64)}
 }
 
 // openFileLimit is the soft RLIMIT_NOFILE (1024 when it cannot be read).
@@ -66,10 +85,53 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 			l.onLimit(limitMaxConnections)
 			continue
 		}
+		addr := l.addrOf(c)
+		if addr != "" && !l.take(addr) {
+			l.open.Add(-1)
+			_ = c.Close()
+			l.onLimit(limitMaxConnectionsPerIP)
+			continue
+		}
 		if n > l.max*9/10 {
 			l.closeIdle()
 		}
-		return &countedConn{Conn: c, l: l}, nil
+		return &countedConn{Conn: c, l: l, addr: addr}, nil
+	}
+}
+
+// addrOf is the address c is counted under; "" for an exempt one.
+func (l *connLimiter) addrOf(c net.Conn) string {
+	tcp, ok := c.RemoteAddr().(*net.TCPAddr)
+	if !ok {
+		return ""
+	}
+	for _, n := range l.exempt {
+		if n.Contains(tcp.IP) {
+			return ""
+		}
+	}
+	return tcp.IP.String()
+}
+
+// take counts one more connection of addr; false when addr has its share.
+func (l *connLimiter) take(addr string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.byAddr[addr] >= l.perAddr {
+		return false
+	}
+	l.byAddr[addr]++
+	return true
+}
+
+// release gives back one connection of addr.
+func (l *connLimiter) release(addr string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.byAddr[addr] <= 1 {
+		delete(l.byAddr, addr)
+	} else {
+		l.byAddr[addr]--
 	}
 }
 
@@ -104,6 +166,7 @@ func (l *connLimiter) connState(c net.Conn, state http.ConnState) {
 type countedConn struct {
 	net.Conn
 	l      *connLimiter
+	addr   string // counted under this address; "" when exempt
 	closed atomic.Bool
 }
 
@@ -111,6 +174,9 @@ type countedConn struct {
 func (c *countedConn) Close() error {
 	if c.closed.CompareAndSwap(false, true) {
 		c.l.open.Add(-1)
+		if c.addr != "" {
+			c.l.release(c.addr)
+		}
 	}
 	return c.Conn.Close()
 }

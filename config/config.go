@@ -297,6 +297,13 @@ type Config struct {
 	// process's open-file limit minus 128.
 	MaxConnections int `mapstructure:"max-connections"`
 
+	// MaxConnectionsPerIP is `max-connections-per-ip` /
+	// GATEWAY_MAX_CONNECTIONS_PER_IP, the TCP connections of the main port
+	// one client address may hold; trusted-proxies are not counted (they
+	// carry many clients). Zero (the default) means a quarter of
+	// max-connections, at most 1024.
+	MaxConnectionsPerIP int `mapstructure:"max-connections-per-ip"`
+
 	// ProducerBodyTimeout is `producer-body-timeout` /
 	// GATEWAY_PRODUCER_BODY_TIMEOUT, the longest a producer (webhook,
 	// publish API, job registry) may take to send its body; slower ones

@@ -112,6 +112,7 @@ func NewFlagSet(name string, out io.Writer) *pflag.FlagSet {
 	fs.Duration("http-idle-timeout", d.HTTPIdleTimeout, usage("http-idle-timeout", "how long an idle keep-alive connection is kept"))
 	fs.Int("http-max-header-bytes", d.HTTPMaxHeaderBytes, usage("http-max-header-bytes", "largest request header block (431 above)"))
 	fs.Int("max-connections", d.MaxConnections, usage("max-connections", "most TCP connections on the main port; 0: the open-file limit minus 128"))
+	fs.Int("max-connections-per-ip", d.MaxConnectionsPerIP, usage("max-connections-per-ip", "TCP connections of the main port from one client address (trusted-proxies not counted); 0: a quarter of max-connections, at most 1024"))
 	fs.Duration("producer-body-timeout", d.ProducerBodyTimeout, usage("producer-body-timeout", "longest time a producer may take to send its body (408 after)"))
 	fs.Int("max-producer-requests", d.MaxProducerRequests, usage("max-producer-requests", "producer requests handled at once (503 above)"))
 	fs.Int("max-clients", d.MaxClients, usage("max-clients", "most Socket.IO sessions on this node (503 above); 0: the open-file limit minus 256"))

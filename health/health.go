@@ -9,6 +9,7 @@ package health
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"sort"
@@ -91,16 +92,36 @@ func (c *Checker) Ready(ctx context.Context) map[string]string {
 
 // Register adds the probe routes to e.
 func (c *Checker) Register(e *echo.Echo) {
-	live := func(ec echo.Context) error {
-		return ec.JSON(http.StatusOK, map[string]string{"status": "ok"})
-	}
+	live := echo.WrapHandler(http.HandlerFunc(c.live))
 	e.GET(LivePath, live)
 	e.GET(HealthzPath, live)
-	e.GET(ReadyPath, func(ec echo.Context) error {
-		failures := c.Ready(ec.Request().Context())
-		if len(failures) > 0 {
-			return ec.JSON(http.StatusServiceUnavailable, map[string]any{"status": "not ready", "failures": failures})
-		}
-		return ec.JSON(http.StatusOK, map[string]string{"status": "ready"})
-	})
+	e.GET(ReadyPath, echo.WrapHandler(http.HandlerFunc(c.ready)))
+}
+
+// HandleProbes adds the probe routes to mux: the same answers as
+// Register's, for a listener of their own (the metrics port), where a
+// flood of the public port cannot starve them.
+func (c *Checker) HandleProbes(mux *http.ServeMux) {
+	mux.HandleFunc("GET "+LivePath, c.live)
+	mux.HandleFunc("GET "+HealthzPath, c.live)
+	mux.HandleFunc("GET "+ReadyPath, c.ready)
+}
+
+func (c *Checker) live(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (c *Checker) ready(w http.ResponseWriter, r *http.Request) {
+	failures := c.Ready(r.Context())
+	if len(failures) > 0 {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "failures": failures})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
 }
