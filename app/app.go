@@ -32,6 +32,7 @@ import (
 
 	"github.com/meshgen/gateway/auth"
 	"github.com/meshgen/gateway/bus"
+	"github.com/meshgen/gateway/clientaddr"
 	"github.com/meshgen/gateway/config"
 	"github.com/meshgen/gateway/event"
 	"github.com/meshgen/gateway/flaskbridge"
@@ -100,6 +101,7 @@ type App struct {
 	gw      *gateway.Server
 	health  *health.Checker
 	consume sync.WaitGroup
+	clients *clientaddr.Resolver // who a request comes from, for the per-client bounds
 
 	consumerErr chan error
 	side        []*sideServer    // the profiler and /metrics, when on listeners of their own
@@ -113,6 +115,11 @@ type App struct {
 // page. Nothing listens until Run.
 func New(cfg config.Config, log *slog.Logger, version string) (*App, error) {
 	a := &App{cfg: cfg, log: log, health: &health.Checker{}, consumerErr: make(chan error, 1)}
+	clients, err := clientaddr.NewResolver(cfg.TrustedProxies, cfg.ClientIPHeader)
+	if err != nil {
+		return nil, fmt.Errorf("trusted-proxies: %w", err)
+	}
+	a.clients = clients
 	redis.SetLogger(redisLogger{log.With(slog.String("component", "redis"))})
 	m := metrics.New()
 	var (
@@ -170,7 +177,7 @@ func New(cfg config.Config, log *slog.Logger, version string) (*App, error) {
 				MaxPollingSessions: cfg.MaxPollingSessions,
 				HandshakeRate:      cfg.HandshakeRate,
 				HandshakeRatePerIP: cfg.HandshakeRatePerIP,
-				ClientIP:           clientIP(cfg),
+				ClientIP:           clients.IP,
 				ClientEventRate:    cfg.ClientEventRate,
 				MaxPollingBuffer:   cfg.ClientMaxPollingBuffer,
 			},
@@ -298,7 +305,10 @@ func (a *App) producerRoutes(e *echo.Echo, store registry.Store, publisher bus.P
 	cfg, log := a.cfg, a.log
 	// One bound for the three routes, before anything is read: a flood of
 	// slow bodies holds at most this many handlers.
-	inFlight := httpapi.LimitInFlight(cfg.MaxProducerRequests, func() { m.LimitHit(limitProducerConcurrency) })
+	inFlight := httpapi.LimitInFlight(httpapi.InFlightLimit{
+		Max: cfg.MaxProducerRequests, PerClient: cfg.MaxProducerRequestsPerIP,
+		ClientKey: a.clients.Key, OnRefuse: m.LimitHit,
+	})
 	signed := func(secrets []string, header string, limit int64, component string) echo.MiddlewareFunc {
 		return httpapi.SignedBodyWithConfig(httpapi.SignedBodyConfig{
 			Verifier: signature.NewVerifier(secrets), Header: header, Limit: limit,
@@ -405,7 +415,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		a.side = append(a.side, d)
 		go d.serve(a.log)
 	}
-	limited := newConnLimiter(ln, a.cfg.MaxConnections, a.cfg.MaxConnectionsPerIP, trustedProxies(a.cfg), a.metrics.LimitHit)
+	limited := newConnLimiter(ln, a.cfg.MaxConnections, a.cfg.MaxConnectionsPerIP, a.clients.Trusted, a.metrics.LimitHit)
 	a.echo.Server.ConnState = limited.connState
 	ln = limited
 	consumeCtx, stopConsumer := context.WithCancel(context.Background())
@@ -487,9 +497,6 @@ func (a *App) shutdown(stopConsumer context.CancelFunc) error {
 	return nil
 }
 
-// limitProducerConcurrency names max-producer-requests in
-// gateway_limit_hits_total.
-const limitProducerConcurrency = "producer_concurrency"
 
 // redisLogger routes go-redis's own messages (reconnects, pool errors) to
 // the structured log.
@@ -540,53 +547,6 @@ func dropForeignRequestID(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return next(c)
 	}
-}
-
-// clientIP returns how the gateway tells a request's client address: the
-// connection's, or client-ip-header's when the connection comes from one of
-// trusted-proxies (X-Forwarded-For: its last entry, the one the nearest
-// proxy added).
-func clientIP(cfg config.Config) func(*http.Request) string {
-	trusted := trustedProxies(cfg)
-	header := http.CanonicalHeaderKey(cfg.ClientIPHeader)
-	return func(r *http.Request) string {
-		host, _, err := net.SplitHostPort(r.RemoteAddr)
-		if err != nil {
-			host = r.RemoteAddr
-		}
-		if header == "" {
-			return host
-		}
-		peer := net.ParseIP(host)
-		for _, n := range trusted {
-			if peer != nil && n.Contains(peer) {
-				values := r.Header.Values(header)
-				if len(values) == 0 {
-					return host
-				}
-				last := values[len(values)-1]
-				if i := strings.LastIndexByte(last, ','); i >= 0 {
-					last = last[i+1:]
-				}
-				if ip := net.ParseIP(strings.TrimSpace(last)); ip != nil {
-					return ip.String()
-				}
-				return host
-			}
-		}
-		return host
-	}
-}
-
-// trustedProxies parses trusted-proxies (validated by config).
-func trustedProxies(cfg config.Config) []*net.IPNet {
-	var trusted []*net.IPNet
-	for _, cidr := range cfg.TrustedProxies {
-		if _, n, err := net.ParseCIDR(cidr); err == nil {
-			trusted = append(trusted, n)
-		}
-	}
-	return trusted
 }
 
 // requestLogger logs one line per HTTP request (not per Socket.IO poll).

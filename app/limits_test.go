@@ -19,6 +19,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"golang.org/x/sys/unix"
 
+	"github.com/meshgen/gateway/clientaddr"
 	"github.com/meshgen/gateway/config"
 )
 
@@ -311,30 +312,6 @@ func TestRequestIDFromClientsOnlyWhenShortAndClean(t *testing.T) {
 	}
 }
 
-func TestClientIP(t *testing.T) {
-	cfg := config.Default()
-	cfg.ClientIPHeader = "X-Forwarded-For"
-	cfg.TrustedProxies = []string{"10.0.0.0/8"}
-	ip := clientIP(cfg)
-	for _, tc := range []struct {
-		remote, xff, want string
-	}{
-		{"10.1.2.3:5000", "1.1.1.1, 2.2.2.2", "2.2.2.2"}, // the entry the trusted proxy added
-		{"10.1.2.3:5000", "", "10.1.2.3"},
-		{"10.1.2.3:5000", "not an ip", "10.1.2.3"},
-		{"8.8.8.8:5000", "2.2.2.2", "8.8.8.8"}, // not a trusted proxy: the header is not believed
-	} {
-		r := httptest.NewRequest(http.MethodGet, "/", nil)
-		r.RemoteAddr = tc.remote
-		if tc.xff != "" {
-			r.Header.Set("X-Forwarded-For", tc.xff)
-		}
-		if got := ip(r); got != tc.want {
-			t.Errorf("%s with %q: %q, want %q", tc.remote, tc.xff, got, tc.want)
-		}
-	}
-}
-
 func echoRequestID() echo.MiddlewareFunc { return middleware.RequestID() }
 
 // One address holds at most its share of the connections; another address
@@ -345,10 +322,13 @@ func TestConnLimiterPerAddress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, proxy, _ := net.ParseCIDR("127.0.0.3/32")
+	proxies, err := clientaddr.NewResolver([]string{"127.0.0.3/32"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	var mu sync.Mutex
 	var hits []string
-	l := newConnLimiter(inner, 20, 3, []*net.IPNet{proxy}, func(limit string) { mu.Lock(); hits = append(hits, limit); mu.Unlock() })
+	l := newConnLimiter(inner, 20, 3, proxies.Trusted, func(limit string) { mu.Lock(); hits = append(hits, limit); mu.Unlock() })
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) }), ConnState: l.connState}
 	go func() { _ = srv.Serve(l) }()
 	defer srv.Close()

@@ -4,11 +4,14 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/meshgen/gateway/clientaddr"
 )
 
 // connLimiter bounds the TCP connections of a listener. At 90% of max it
@@ -23,13 +26,13 @@ type connLimiter struct {
 	net.Listener
 	max     int64
 	perAddr int64
-	exempt  []*net.IPNet
+	exempt  func(netip.Addr) bool // addresses not counted per address (trusted proxies); nil: none
 	onLimit func(limit string)
 
 	open   atomic.Int64
 	mu     sync.Mutex
 	idle   map[net.Conn]struct{}
-	byAddr map[string]int64 // open connections by remote address (exempt ones not counted)
+	byAddr map[string]int64 // open connections by client key (clientaddr.KeyOf; exempt ones not counted)
 }
 
 // Limit names counted by connLimiter.
@@ -48,9 +51,9 @@ const reserveFiles = 128
 
 // newConnLimiter bounds ln to limit connections (0: the open-file limit
 // minus reserveFiles), perAddr of them from one address (0: a quarter of
-// limit, at most maxAutoPerAddr); addresses in exempt are not counted per
-// address.
-func newConnLimiter(ln net.Listener, limit, perAddr int, exempt []*net.IPNet, onLimit func(string)) *connLimiter {
+// limit, at most maxAutoPerAddr); addresses exempt reports are not counted
+// per address. An IPv6 client is counted by its /64.
+func newConnLimiter(ln net.Listener, limit, perAddr int, exempt func(netip.Addr) bool, onLimit func(string)) *connLimiter {
 	if limit <= 0 {
 		limit = openFileLimit() - reserveFiles
 	}
@@ -99,18 +102,17 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 	}
 }
 
-// addrOf is the address c is counted under; "" for an exempt one.
+// addrOf is the key c is counted under; "" for an exempt one.
 func (l *connLimiter) addrOf(c net.Conn) string {
 	tcp, ok := c.RemoteAddr().(*net.TCPAddr)
 	if !ok {
 		return ""
 	}
-	for _, n := range l.exempt {
-		if n.Contains(tcp.IP) {
-			return ""
-		}
+	addr := tcp.AddrPort().Addr().Unmap()
+	if l.exempt != nil && l.exempt(addr) {
+		return ""
 	}
-	return tcp.IP.String()
+	return clientaddr.KeyOf(addr)
 }
 
 // take counts one more connection of addr; false when addr has its share.

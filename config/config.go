@@ -315,6 +315,15 @@ type Config struct {
 	// more answer 503 with Retry-After. Default 256.
 	MaxProducerRequests int `mapstructure:"max-producer-requests"`
 
+	// MaxProducerRequestsPerIP is `max-producer-requests-per-ip` /
+	// GATEWAY_MAX_PRODUCER_REQUESTS_PER_IP, the share of
+	// max-producer-requests one client address (an IPv6 /64; behind a
+	// trusted proxy, the address of client-ip-header) may hold, so that one
+	// sender of slow bodies cannot make every other producer's requests
+	// answer 503. Zero (the default) means a quarter of
+	// max-producer-requests.
+	MaxProducerRequestsPerIP int `mapstructure:"max-producer-requests-per-ip"`
+
 	// MaxClients is `max-clients` / GATEWAY_MAX_CLIENTS, the most
 	// Socket.IO sessions a node holds; handshakes above it answer 503.
 	// Zero (the default) means the process's open-file limit minus 256.

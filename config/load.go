@@ -115,6 +115,7 @@ func NewFlagSet(name string, out io.Writer) *pflag.FlagSet {
 	fs.Int("max-connections-per-ip", d.MaxConnectionsPerIP, usage("max-connections-per-ip", "TCP connections of the main port from one client address (trusted-proxies not counted); 0: a quarter of max-connections, at most 1024"))
 	fs.Duration("producer-body-timeout", d.ProducerBodyTimeout, usage("producer-body-timeout", "longest time a producer may take to send its body (408 after)"))
 	fs.Int("max-producer-requests", d.MaxProducerRequests, usage("max-producer-requests", "producer requests handled at once (503 above)"))
+	fs.Int("max-producer-requests-per-ip", d.MaxProducerRequestsPerIP, usage("max-producer-requests-per-ip", "producer requests handled at once from one client address; 0: a quarter of max-producer-requests"))
 	fs.Int("max-clients", d.MaxClients, usage("max-clients", "most Socket.IO sessions on this node (503 above); 0: the open-file limit minus 256"))
 	fs.Int("max-polling-sessions", d.MaxPollingSessions, usage("max-polling-sessions", "most sessions on long-polling (503 above)"))
 	fs.Float64("handshake-rate", d.HandshakeRate, usage("handshake-rate", "handshakes per second on this node (503 above; 0 disables)"))

@@ -181,6 +181,7 @@ func (c Config) validateLimits() error {
 		{"max-connections", int64(c.MaxConnections), 0, 10_000_000, "must be 0 (from the open-file limit) or positive"},
 		{"max-connections-per-ip", int64(c.MaxConnectionsPerIP), 0, 10_000_000, "must be 0 (a quarter of max-connections) or positive"},
 		{"max-producer-requests", int64(c.MaxProducerRequests), 1, 1_000_000, "must be positive"},
+		{"max-producer-requests-per-ip", int64(c.MaxProducerRequestsPerIP), 0, 1_000_000, "must be 0 (a quarter of max-producer-requests) or positive"},
 		{"max-clients", int64(c.MaxClients), 0, 10_000_000, "must be 0 (from the open-file limit) or positive"},
 		{"max-polling-sessions", int64(c.MaxPollingSessions), 0, 10_000_000, "must be 0 (no long-polling session) or positive"},
 		{"client-max-rooms", int64(c.ClientMaxRooms), 1, 100_000, "must be between 1 and 100000"},

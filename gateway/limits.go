@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meshgen/gateway/clientaddr"
 	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
 	"github.com/zishang520/socket.io/servers/engine/v3"
 	"github.com/zishang520/socket.io/servers/engine/v3/transports"
@@ -31,7 +32,8 @@ type Limits struct {
 	// HandshakeRate is the handshakes per second of the node, in bursts of
 	// twice as many; above it handshakes answer 503.
 	HandshakeRate float64
-	// HandshakeRatePerIP is the same for one client address.
+	// HandshakeRatePerIP is the same for one client address (an IPv6
+	// client: its /64).
 	HandshakeRatePerIP float64
 	// ClientIP returns a request's client address. Nil means the
 	// connection's address.
@@ -162,13 +164,14 @@ func (g *guard) admit(r *http.Request, transport string) string {
 		return LimitMaxPolling
 	case g.node != nil && !g.node.Allow():
 		return LimitHandshakeRate
-	case g.perIP > 0 && !g.allowAddr(g.clientIP(r)):
+	case g.perIP > 0 && !g.allowAddr(clientaddr.Key(g.clientIP(r))):
 		return LimitHandshakeRatePerIP
 	}
 	return ""
 }
 
-// allowAddr takes a token of the address's limiter.
+// allowAddr takes a token of the limiter of a client key (an IPv4
+// address, an IPv6 /64: clientaddr.Key).
 func (g *guard) allowAddr(ip string) bool {
 	now := time.Now()
 	g.mu.Lock()

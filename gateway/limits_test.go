@@ -106,6 +106,19 @@ func TestHandshakeBounds(t *testing.T) {
 			t.Fatalf("codes %v: want the second from the same address refused, another address served", codes)
 		}
 	})
+	t.Run("an IPv6 client is counted by its /64", func(t *testing.T) {
+		clientIP := func(r *http.Request) string { return r.Header.Get("X-Test-Client") }
+		_, url := newTestServer(t, Options{Limits: Limits{HandshakeRatePerIP: 0.01, ClientIP: clientIP}})
+		from := func(ip string) http.Header { return http.Header{"X-Test-Client": {ip}} }
+		codes := []int{}
+		for _, ip := range []string{"2001:db8:0:1::1", "2001:db8:0:1:ffff::2", "2001:db8:0:2::1"} {
+			code, _ := handshake(t, pollingBase(url), from(ip))
+			codes = append(codes, code)
+		}
+		if codes[0] != 200 || codes[1] != http.StatusServiceUnavailable || codes[2] != 200 {
+			t.Fatalf("codes %v: want another address of the same /64 refused, another /64 served", codes)
+		}
+	})
 }
 
 // The 403 of a refused origin says nothing of the gateway's internals.

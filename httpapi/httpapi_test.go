@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/labstack/echo/v4"
@@ -97,14 +98,14 @@ func TestRequestLoggerNamesRouteAndRequestID(t *testing.T) {
 
 func TestLimitInFlight(t *testing.T) {
 	entered, release := make(chan struct{}, 2), make(chan struct{})
-	var refused int
+	var refused []string
 	e := echo.New()
 	e.HTTPErrorHandler = httpapi.ErrorHandler(httpapitest.Discard)
 	e.POST("/x", func(c echo.Context) error {
 		entered <- struct{}{}
 		<-release
 		return c.NoContent(http.StatusOK)
-	}, httpapi.LimitInFlight(2, func() { refused++ }))
+	}, httpapi.LimitInFlight(httpapi.InFlightLimit{Max: 2, OnRefuse: func(limit string) { refused = append(refused, limit) }}))
 	done := make(chan int, 2)
 	for range 2 {
 		go func() { done <- httpapitest.Post(e, "/x", "", nil).Code }()
@@ -112,8 +113,8 @@ func TestLimitInFlight(t *testing.T) {
 	<-entered
 	<-entered
 	rec := httpapitest.Post(e, "/x", "", nil)
-	if rec.Code != 503 || rec.Header().Get("Retry-After") == "" || refused != 1 {
-		t.Fatalf("third request: %d, Retry-After %q, refused %d", rec.Code, rec.Header().Get("Retry-After"), refused)
+	if rec.Code != 503 || rec.Header().Get("Retry-After") == "" || len(refused) != 1 || refused[0] != httpapi.LimitInFlightTotal {
+		t.Fatalf("third request: %d, Retry-After %q, refused %v", rec.Code, rec.Header().Get("Retry-After"), refused)
 	}
 	close(release)
 	for range 2 {
@@ -124,5 +125,53 @@ func TestLimitInFlight(t *testing.T) {
 	// release is closed: the handler returns at once now.
 	if rec := httpapitest.Post(e, "/x", "", nil); rec.Code != 200 {
 		t.Fatalf("after the others finished: %d", rec.Code)
+	}
+}
+
+// One client holds at most its share of the slots; another client still
+// gets one, and a finished request gives its share back.
+func TestLimitInFlightPerClient(t *testing.T) {
+	entered, release := make(chan struct{}, 8), make(chan struct{})
+	var (
+		mu      sync.Mutex
+		refused []string
+	)
+	e := echo.New()
+	e.HTTPErrorHandler = httpapi.ErrorHandler(httpapitest.Discard)
+	e.POST("/x", func(c echo.Context) error {
+		entered <- struct{}{}
+		<-release
+		return c.NoContent(http.StatusOK)
+	}, httpapi.LimitInFlight(httpapi.InFlightLimit{
+		Max: 8, PerClient: 2,
+		ClientKey: func(r *http.Request) string { return r.Header.Get("X-Client") },
+		OnRefuse:  func(limit string) { mu.Lock(); refused = append(refused, limit); mu.Unlock() },
+	}))
+	post := func(client string) *httptest.ResponseRecorder {
+		return httpapitest.Post(e, "/x", "", map[string]string{"X-Client": client})
+	}
+	done := make(chan int, 3)
+	for _, client := range []string{"a", "a", "b"} {
+		go func() { done <- post(client).Code }()
+	}
+	for range 3 {
+		<-entered
+	}
+	if rec := post("a"); rec.Code != 503 {
+		t.Fatalf("a third request of client a: %d, want 503", rec.Code)
+	}
+	mu.Lock()
+	if len(refused) != 1 || refused[0] != httpapi.LimitInFlightPerClient {
+		t.Fatalf("refusals %v", refused)
+	}
+	mu.Unlock()
+	close(release)
+	for range 3 {
+		if code := <-done; code != 200 {
+			t.Fatalf("a request within the shares answered %d", code)
+		}
+	}
+	if rec := post("a"); rec.Code != 200 {
+		t.Fatalf("client a after its requests finished: %d", rec.Code)
 	}
 }

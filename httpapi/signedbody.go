@@ -283,7 +283,7 @@ func (cfg SignedBodyConfig) readBody(c echo.Context) ([]byte, error) {
 	// Not every ResponseWriter can set a deadline (httptest's cannot);
 	// the server's own ReadTimeout still bounds the read then.
 	_ = rc.SetReadDeadline(deadline)
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, cfg.Limit))
+	body, err := readAll(http.MaxBytesReader(c.Response(), req.Body, cfg.Limit), req.ContentLength)
 	var maxErr *http.MaxBytesError
 	switch {
 	case errors.As(err, &maxErr):
@@ -297,6 +297,22 @@ func (cfg SignedBodyConfig) readBody(c echo.Context) ([]byte, error) {
 	}
 	// The rest of the exchange is the server's WriteTimeout's business.
 	_ = rc.SetReadDeadline(time.Time{})
+	return body, nil
+}
+
+// readAll reads r to its end. A body of announced length (at most the
+// limit, checked before) is read into one buffer of that size, so that a
+// body stalled just short of its end holds its size, not the twice as much
+// io.ReadAll's growth would have allocated by then; a chunked one is read
+// with io.ReadAll.
+func readAll(r io.Reader, length int64) ([]byte, error) {
+	if length <= 0 {
+		return io.ReadAll(r)
+	}
+	body := make([]byte, length)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return nil, err
+	}
 	return body, nil
 }
 

@@ -102,7 +102,7 @@ func New() *Metrics {
 		Name: "gateway_http_refusals_total", Help: "Producer requests refused before their handler, by route and reason (signature_missing, signature_malformed, signature_mismatch, timestamp_required, stale, replay, in_progress, too_large, slow_body).",
 	}, []string{"route", "reason"})
 	m.limitHits = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "gateway_limit_hits_total", Help: "Requests, handshakes, connections or client actions refused (or clients disconnected) by a bound, by limit (max_connections, idle_connections_closed, producer_concurrency, max_clients, max_polling_sessions, handshake_rate, handshake_rate_per_ip, client_rooms, client_follows, client_event_rate, client_event_rate_disconnect, polling_buffer, polling_body, binary_packet).",
+		Name: "gateway_limit_hits_total", Help: "Requests, handshakes, connections or client actions refused (or clients disconnected) by a bound, by limit (max_connections, max_connections_per_ip, idle_connections_closed, producer_concurrency, producer_concurrency_per_ip, max_clients, max_polling_sessions, handshake_rate, handshake_rate_per_ip, client_rooms, client_follows, client_event_rate, client_event_rate_disconnect, polling_buffer, polling_body, binary_packet).",
 	}, []string{"limit"})
 	m.logSuppressed = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "gateway_log_lines_suppressed_total", Help: "Log lines a client could cause (refusals) left out past the log rate.",

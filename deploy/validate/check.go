@@ -617,7 +617,13 @@ func portIs(p intstr.IntOrString, cp *corev1.ContainerPort) bool {
 func (c *checker) checkProbes() {
 	id := c.gateway.obj.ID()
 	ctr := c.gatewayContainer()
-	cp := c.gatewayPort()
+	// The probes are served on the main port and, when GATEWAY_METRICS_ADDR
+	// is set, on the metrics listener too, outside the main port's
+	// connection bounds (where a flood of connections cannot fail them).
+	ports := []*corev1.ContainerPort{c.gatewayPort()}
+	if mp := c.metricsPort(); mp != nil && mp != ports[0] {
+		ports = append(ports, mp)
+	}
 	check := func(kind string, p *corev1.Probe, paths []string, required bool) {
 		if p == nil {
 			if required {
@@ -632,8 +638,8 @@ func (c *checker) checkProbes() {
 		if !slices.Contains(paths, p.HTTPGet.Path) {
 			c.addf(id, "container %s: %s probe path %q, want one of %v", ctr.Name, kind, p.HTTPGet.Path, paths)
 		}
-		if !portIs(p.HTTPGet.Port, cp) {
-			c.addf(id, "container %s: %s probe port %s is not the container port http/%v", ctr.Name, kind, p.HTTPGet.Port.String(), portNumber(cp))
+		if !slices.ContainsFunc(ports, func(cp *corev1.ContainerPort) bool { return portIs(p.HTTPGet.Port, cp) }) {
+			c.addf(id, "container %s: %s probe port %s is neither the container port http/%v nor the metrics listener's", ctr.Name, kind, p.HTTPGet.Port.String(), portNumber(ports[0]))
 		}
 	}
 	check("liveness", ctr.LivenessProbe, LivenessPaths, true)

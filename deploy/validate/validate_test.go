@@ -365,7 +365,7 @@ func TestBroken(t *testing.T) {
 		{dir: "shell-prestop", overlay: "dev", want: []string{"preStop runs exec [sh -c sleep 5], but the runtime image has no shell"}},
 		{dir: "liveness-path", overlay: "dev", want: []string{`liveness probe path "/health", want one of [/livez /healthz]`}},
 		{dir: "readiness-on-livez", overlay: "dev", want: []string{`readiness probe path "/livez", want one of [/readyz]`}},
-		{dir: "probe-port", overlay: "dev", want: []string{"readiness probe port 8080 is not the container port http/5000"}},
+		{dir: "probe-port", overlay: "dev", want: []string{"readiness probe port 8080 is neither the container port http/5000 nor the metrics listener"}},
 		{dir: "root-user", overlay: "dev", want: []string{"Deployment/gateway: container gateway: runAsUser is 0 (root)"}},
 		{dir: "writable-root", overlay: "dev", want: []string{"Deployment/gateway: container gateway: readOnlyRootFilesystem is not true"}},
 		{dir: "networkpolicy-port", overlay: "dev", want: []string{"NetworkPolicy/gateway: no ingress rule admits the gateway's container port 5000"}},
