@@ -497,7 +497,6 @@ func (a *App) shutdown(stopConsumer context.CancelFunc) error {
 	return nil
 }
 
-
 // redisLogger routes go-redis's own messages (reconnects, pool errors) to
 // the structured log.
 type redisLogger struct{ log *slog.Logger }
