@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	ws "github.com/gorilla/websocket"
 	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
@@ -193,6 +194,17 @@ func (w *wsTransport) read() {
 			data := types.NewStringBuffer(nil)
 			if _, err := data.ReadFrom(message); err != nil {
 				w.fail(err)
+			} else if !utf8.Valid(data.Bytes()) {
+				// RFC 6455 8.1: a text frame that is not UTF-8 fails the
+				// connection with 1007.
+				w.closeWith(ws.CloseInvalidFramePayloadData)
+				return
+			} else if data.Len() == 1 && data.Bytes()[0] == '1' {
+				// The Engine.IO close packet: the client is leaving. The
+				// library's polling transport honours it; its WebSocket
+				// transport ignored it until the ping timeout.
+				w.closeWith(ws.CloseNormalClosure)
+				return
 			} else {
 				upgrade := !w.direct.Load() && data.Len() == 1 && data.Bytes()[0] == '5'
 				w.OnData(data)
@@ -466,6 +478,16 @@ func (w *wsTransport) closeAfterWrites() {
 	if idle {
 		_ = w.socket.Close()
 	}
+}
+
+// closeWith ends the session from the reader: a close frame with code is
+// queued, the engine learns the transport closed, and the connection is
+// closed once the frame is written.
+func (w *wsTransport) closeWith(code int) {
+	if w.queueFrames(appendFrame(nil, ws.CloseMessage, ws.FormatCloseMessage(code, ""))) {
+		w.flush()
+	}
+	w.OnClose()
 }
 
 // appendFrame appends an unmasked, final server frame (RFC 6455 5.2).

@@ -62,6 +62,47 @@ func TestCloseFrameAnswered(t *testing.T) {
 	}
 }
 
+// The Engine.IO close packet ends the session at once (not at the ping
+// timeout), and a text frame that is not UTF-8 fails the connection with
+// 1007 (RFC 6455 8.1). Either way the client's room membership goes.
+func TestClientLeavesOrFailsAtOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+		code  int
+	}{
+		{"engine.io close packet", []byte("1"), websocket.CloseNormalClosure},
+		{"invalid UTF-8", []byte("42[\"subscribe_project\",{\"project_id\":\"\xff\xfe\"}]"), websocket.CloseInvalidFramePayloadData},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, url := newTestServer(t, Options{})
+			c := subscribed(t, url, "p")
+			if err := c.conn.WriteMessage(websocket.TextMessage, tc.frame); err != nil {
+				t.Fatal(err)
+			}
+			// Far below the ping interval plus timeout (45 s by default).
+			_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			for {
+				_, _, err := c.conn.ReadMessage()
+				if err == nil {
+					continue
+				}
+				if !websocket.IsCloseError(err, tc.code) {
+					t.Fatalf("after %q: %v, want the server's close frame %d", tc.frame, err, tc.code)
+				}
+				break
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for s.Clients() != 0 {
+				if time.Now().After(deadline) {
+					t.Fatal("the session outlived its connection")
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+	}
+}
+
 func TestPingFrameAnswered(t *testing.T) {
 	_, url := newTestServer(t, Options{})
 	c := subscribed(t, url, "p")
