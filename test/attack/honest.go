@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"sync"
@@ -15,7 +16,7 @@ import (
 const honestInterval = 50 * time.Millisecond
 
 // honest is a well-behaved WebSocket client in room project_honest and a
-// producer sending it a signed webhook every 50 ms; it measures the
+// producer sending it a signed webhook every 50 ms, both from honestAddr; it measures the
 // delivery latency (webhook sent -> event received), in a baseline phase
 // before the attack and during it.
 type honest struct {
@@ -68,7 +69,9 @@ func (e *env) endWithHonest(g *gwProc, h *honest, settle time.Duration) {
 // startHonest connects the client, subscribes it, and starts the
 // producer in the baseline phase.
 func startHonest(ctx context.Context, g *gwProc) (*honest, error) {
-	c, _, err := dialWS(ctx, g, nil, "")
+	d := *wsDialer
+	d.NetDialContext = (&net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: honestAddr}}).DialContext
+	c, _, err := dialWSWith(ctx, &d, g, nil, "")
 	if err != nil {
 		return nil, fmt.Errorf("honest client: %w", err)
 	}
@@ -77,7 +80,7 @@ func startHonest(ctx context.Context, g *gwProc) (*honest, error) {
 		return nil, fmt.Errorf("honest client connect: %v %s", err, refused)
 	}
 	h := &honest{
-		c: c, p: newProducer(g), stopCh: make(chan struct{}), done: make(chan struct{}),
+		c: c, p: newHonestProducer(g), stopCh: make(chan struct{}), done: make(chan struct{}),
 		phase: "baseline", sentAt: map[int]time.Time{}, phaseOf: map[int]string{},
 		sent: map[string]int{}, lat: map[string]latencies{}, prodErrs: map[string]int{}, started: time.Now(),
 	}

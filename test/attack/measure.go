@@ -202,9 +202,17 @@ func (l *livezStats) json() map[string]any {
 	return m
 }
 
-// probeLivez is what a kubelet does: a new connection, GET /livez, 200.
+// kubeletAddr is the loopback address the probes come from: a kubelet's
+// is the node's, not an attacker's.
+var kubeletAddr = net.IPv4(127, 0, 0, 3)
+
+// probeLivez is what a kubelet does: a new connection (from kubeletAddr),
+// GET /livez, 200. It probes the main port, as a deployment without
+// metrics-addr does (the manifests probe the metrics listener, outside the
+// main port's connection bounds).
 func probeLivez(addr string) (bool, error) {
-	c, err := net.DialTimeout("tcp", addr, livezTimeout)
+	d := net.Dialer{Timeout: livezTimeout, LocalAddr: &net.TCPAddr{IP: kubeletAddr}}
+	c, err := d.Dial("tcp", addr)
 	if err != nil {
 		return false, err
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -48,6 +49,20 @@ type producer struct {
 
 func newProducer(g *gwProc) *producer {
 	return &producer{g: g, c: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxConnsPerHost: 4, MaxIdleConnsPerHost: 4}}}
+}
+
+// honestAddr is the loopback address the honest client and producer come
+// from: not an attacker's (127.0.0.1, 127.0.1.x), as Modal and the users'
+// browsers are not the attacker, so the per-address shares can tell them
+// apart.
+var honestAddr = net.IPv4(127, 0, 0, 2)
+
+// newHonestProducer is newProducer dialling from honestAddr.
+func newHonestProducer(g *gwProc) *producer {
+	d := &net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: honestAddr}}
+	return &producer{g: g, c: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: d.DialContext, MaxConnsPerHost: 4, MaxIdleConnsPerHost: 4,
+	}}}
 }
 
 // post sends body to path with the headers; it returns the status and the

@@ -44,8 +44,13 @@ var wsDialer = &websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferS
 
 // dialWS opens the Engine.IO WebSocket and reads the OPEN packet.
 func dialWS(ctx context.Context, g *gwProc, hdr http.Header, query string) (*sioConn, int, error) {
+	return dialWSWith(ctx, wsDialer, g, hdr, query)
+}
+
+// dialWSWith is dialWS with its own dialer.
+func dialWSWith(ctx context.Context, dialer *websocket.Dialer, g *gwProc, hdr http.Header, query string) (*sioConn, int, error) {
 	url := "ws://" + g.addr + "/socket.io/?EIO=4&transport=websocket" + query
-	ws, resp, err := wsDialer.DialContext(ctx, url, hdr)
+	ws, resp, err := dialer.DialContext(ctx, url, hdr)
 	if err != nil {
 		status := 0
 		if resp != nil {
