@@ -31,7 +31,7 @@ type gateway struct {
 
 // startGateway serves a production gateway with the three secrets on
 // addr ("127.0.0.1:0" for any port) until the test ends or stop.
-func startGateway(t *testing.T, addr string) *gateway {
+func startGateway(t *testing.T, addr string, tweak ...func(*config.Config)) *gateway {
 	t.Helper()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -44,6 +44,9 @@ func startGateway(t *testing.T, addr string) *gateway {
 	cfg.EventsSecrets = []string{eventsSecret}
 	cfg.JobsSecrets = []string{jobsSecret}
 	cfg.DrainWindow = 0
+	for _, f := range tweak {
+		f(&cfg)
+	}
 	a, err := app.New(cfg, slog.New(slog.DiscardHandler), "test")
 	if err != nil {
 		t.Fatal(err)
@@ -225,6 +228,33 @@ func TestStatusCommand(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if code != ExitFailure || len(lines) != 2 || !strings.Contains(lines[1], "unreachable") {
 		t.Fatalf("one node down: exit %d, %q", code, out)
+	}
+}
+
+// A node with metrics-addr serves /metrics on that listener only: status
+// reads it there with --metrics-port (or the configuration's
+// metrics-addr), and says so when it is not told.
+func TestStatusCommandMetricsPort(t *testing.T) {
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := free.Addr().String()
+	_ = free.Close()
+	gw := startGateway(t, "127.0.0.1:0", func(c *config.Config) { c.MetricsAddr = metricsAddr })
+	port := metricsAddr[strings.LastIndexByte(metricsAddr, ':')+1:]
+	code, out, _ := execute(t.Context(), "status", "--url", gw.url, "--metrics-port", port)
+	if code != ExitOK || !strings.Contains(out, gw.url+"  ready  clients 0") {
+		t.Fatalf("--metrics-port: exit %d, %q", code, out)
+	}
+	t.Setenv("GATEWAY_METRICS_ADDR", metricsAddr)
+	if code, out, _ = execute(t.Context(), "status", "--url", gw.url); code != ExitOK {
+		t.Fatalf("metrics-addr from the environment: exit %d, %q", code, out)
+	}
+	os.Unsetenv("GATEWAY_METRICS_ADDR")
+	code, out, _ = execute(t.Context(), "status", "--url", gw.url)
+	if code != ExitFailure || !strings.Contains(out, "pass --metrics-port") {
+		t.Fatalf("without the port: exit %d, %q", code, out)
 	}
 }
 

@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -28,15 +31,20 @@ const probeTimeout = 5 * time.Second
 func statusCommand(fs *pflag.FlagSet, opts Options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "status",
-		Short:   "Readiness and key figures of one or more nodes, one line each (exit 1 when any is not ready)",
-		Example: "  gateway status\n  gateway status --url http://gw-1:5000 --url http://gw-2:5000",
+		Short:   "Readiness and key figures of one or more nodes, one line each (exit 1 when any is not ready or unreadable)",
+		Example: "  gateway status\n  gateway status --url http://gw-1:5000 --url http://gw-2:5000\n  gateway status --url http://gw-1:5000 --metrics-port 9090",
 		Args:    cobra.NoArgs,
 	}
 	cmd.Flags().StringSlice("url", nil, "base URL of a node (repeat, or comma-separate; default http://127.0.0.1:<port of the configuration>)")
+	cmd.Flags().Int("metrics-port", 0, "port of the nodes' metrics listener, on the same host as --url (default: the port of the configuration's metrics-addr when set, else /metrics on --url itself)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg, err := clientConfig(fs)
 		if err != nil {
 			return err
+		}
+		metricsPort, _ := cmd.Flags().GetInt("metrics-port")
+		if metricsPort == 0 {
+			metricsPort = portOf(cfg.MetricsAddr)
 		}
 		urls, _ := cmd.Flags().GetStringSlice("url")
 		if len(urls) == 0 {
@@ -45,8 +53,8 @@ func statusCommand(fs *pflag.FlagSet, opts Options) *cobra.Command {
 		w := tabwriter.NewWriter(opts.Stdout, 0, 0, 2, ' ', 0)
 		healthy := true
 		for _, u := range urls {
-			n := probeNode(cmd.Context(), strings.TrimSuffix(u, "/"))
-			healthy = healthy && n.ready
+			n := probeNode(cmd.Context(), strings.TrimSuffix(u, "/"), metricsPort)
+			healthy = healthy && n.ready && n.err == nil
 			fmt.Fprintln(w, n.line())
 		}
 		if err := w.Flush(); err != nil {
@@ -92,8 +100,34 @@ func (n nodeFigures) line() string {
 		n.webhooks["2xx"], n.webhooks["4xx"], n.webhooks["5xx"])
 }
 
-// probeNode reads a node's /readyz and /metrics.
-func probeNode(ctx context.Context, base string) nodeFigures {
+// portOf is the port of a host:port listen address; 0 when there is none.
+func portOf(addr string) int {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(port)
+	return n
+}
+
+// metricsBase is where a node's /metrics is: base itself, or base's host
+// on port when port is not 0 (a node with metrics-addr serves /metrics
+// only there).
+func metricsBase(base string, port int) (string, error) {
+	if port == 0 {
+		return base, nil
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", fmt.Errorf("--url %q: %w", base, err)
+	}
+	u.Host = net.JoinHostPort(u.Hostname(), strconv.Itoa(port))
+	return strings.TrimSuffix(u.String(), "/"), nil
+}
+
+// probeNode reads a node's /readyz (on base) and /metrics (on base, or on
+// metricsPort of its host).
+func probeNode(ctx context.Context, base string, metricsPort int) nodeFigures {
 	n := nodeFigures{url: base, clients: map[string]float64{}, webhooks: map[string]float64{}}
 	var ready struct {
 		Status   string            `json:"status"`
@@ -109,9 +143,17 @@ func probeNode(ctx context.Context, base string) nodeFigures {
 		return n
 	}
 	n.ready, n.failures = code == http.StatusOK, ready.Failures
-	code, body, err = fetch(ctx, base+metrics.Path)
-	if err == nil && code != http.StatusOK {
-		err = fmt.Errorf("%s answered %d", metrics.Path, code)
+	mbase, err := metricsBase(base, metricsPort)
+	if err != nil {
+		n.err = err
+		return n
+	}
+	code, body, err = fetch(ctx, mbase+metrics.Path)
+	switch {
+	case err == nil && code == http.StatusNotFound && metricsPort == 0:
+		err = fmt.Errorf("%s answered 404: a node with metrics-addr serves it on that listener only; pass --metrics-port", metrics.Path)
+	case err == nil && code != http.StatusOK:
+		err = fmt.Errorf("%s%s answered %d", mbase, metrics.Path, code)
 	}
 	if err != nil {
 		n.err = err
