@@ -46,15 +46,8 @@ func serving(t *testing.T, cfg config.Config) (addr string, stop func() error) {
 	}
 	t.Cleanup(func() { _ = stop() })
 	addr = ln.Addr().String()
-	for range 100 {
-		if resp, err := http.Get("http://" + addr + "/livez"); err == nil {
-			_ = resp.Body.Close()
-			return addr, stop
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatal("the app never answered /livez")
-	return "", nil
+	waitLive(t, addr)
+	return addr, stop
 }
 
 func devConfig() config.Config {

@@ -75,7 +75,8 @@ func TestHandshakeBounds(t *testing.T) {
 		}
 	})
 	t.Run("long-polling sessions", func(t *testing.T) {
-		_, url := newTestServer(t, Options{Limits: Limits{MaxPollingSessions: 1}})
+		m := metrics.New()
+		_, url := newTestServer(t, Options{Metrics: m, Limits: Limits{MaxPollingSessions: 1}})
 		if code, _ := handshake(t, pollingBase(url), nil); code != 200 {
 			t.Fatalf("first polling session: %d", code)
 		}
@@ -84,18 +85,26 @@ func TestHandshakeBounds(t *testing.T) {
 		}
 		c := dial(t, url) // a WebSocket session is not a polling one
 		c.conn.Close()
+		if limitHits(t, m, LimitMaxPolling) != 1 {
+			t.Fatal("not counted")
+		}
 	})
 	t.Run("rate of the node", func(t *testing.T) {
-		_, url := newTestServer(t, Options{Limits: Limits{HandshakeRate: 0.01}}) // a burst of 1, then one per 100 s
+		m := metrics.New()
+		_, url := newTestServer(t, Options{Metrics: m, Limits: Limits{HandshakeRate: 0.01}}) // a burst of 1, then one per 100 s
 		first, _ := handshake(t, pollingBase(url), nil)
 		second, _ := handshake(t, pollingBase(url), nil)
 		if first != 200 || second != http.StatusServiceUnavailable {
 			t.Fatalf("handshakes: %d then %d", first, second)
 		}
+		if limitHits(t, m, LimitHandshakeRate) != 1 {
+			t.Fatal("not counted")
+		}
 	})
 	t.Run("rate of one address, from a trusted header", func(t *testing.T) {
 		clientIP := func(r *http.Request) string { return r.Header.Get("X-Test-Client") }
-		_, url := newTestServer(t, Options{Limits: Limits{HandshakeRatePerIP: 0.01, ClientIP: clientIP}})
+		m := metrics.New()
+		_, url := newTestServer(t, Options{Metrics: m, Limits: Limits{HandshakeRatePerIP: 0.01, ClientIP: clientIP}})
 		from := func(ip string) http.Header { return http.Header{"X-Test-Client": {ip}} }
 		codes := []int{}
 		for _, ip := range []string{"10.0.0.1", "10.0.0.1", "10.0.0.2"} {
@@ -104,6 +113,9 @@ func TestHandshakeBounds(t *testing.T) {
 		}
 		if codes[0] != 200 || codes[1] != http.StatusServiceUnavailable || codes[2] != 200 {
 			t.Fatalf("codes %v: want the second from the same address refused, another address served", codes)
+		}
+		if limitHits(t, m, LimitHandshakeRatePerIP) != 1 {
+			t.Fatal("not counted")
 		}
 	})
 	t.Run("an IPv6 client is counted by its /64", func(t *testing.T) {
@@ -185,6 +197,9 @@ func TestClientEventRate(t *testing.T) {
 	if answered < 1 || refused < 4 {
 		t.Fatalf("%d answered, %d refused", answered, refused)
 	}
+	if n := limitHits(t, m, LimitClientEventRate); n != refused {
+		t.Fatalf("%d refusals counted, %d answered", n, refused)
+	}
 	// Keep going for longer than the abuse window: disconnected.
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
@@ -205,7 +220,8 @@ func TestClientEventRate(t *testing.T) {
 // A binary Socket.IO packet (the protocol has none) closes the client: an
 // attachment held back would hold memory.
 func TestBinaryPacketCloses(t *testing.T) {
-	_, url := newTestServer(t, Options{})
+	m := metrics.New()
+	_, url := newTestServer(t, Options{Metrics: m})
 	c := dial(t, url)
 	defer c.conn.Close()
 	c.send("40")
@@ -216,6 +232,9 @@ func TestBinaryPacketCloses(t *testing.T) {
 		if _, _, err := c.conn.ReadMessage(); err != nil {
 			if strings.Contains(err.Error(), "timeout") {
 				t.Fatal("still open 5 s after a binary packet")
+			}
+			if limitHits(t, m, LimitBinaryPacket) != 1 {
+				t.Fatal("not counted")
 			}
 			return
 		}

@@ -124,3 +124,29 @@ func TestHeartbeatSavesLostSessions(t *testing.T) {
 		t.Fatal("the lost session was not saved again")
 	}
 }
+
+// With recovery off (recovery-max-disconnection 0) nothing of it is on the
+// wire: no pid in CONNECT, no offset on broadcasts, and a CONNECT that
+// brings {pid, offset} gets a fresh session (no pid, no replay).
+func TestRecoveryOff(t *testing.T) {
+	s, url := newTestServer(t, Options{})
+	c := dial(t, url)
+	defer c.conn.Close()
+	c.send("40")
+	if r := readConnect(t, c); r.PID != "" {
+		t.Fatalf("pid %q with recovery off", r.PID)
+	}
+	c.send(`42["subscribe_project",{"project_id":"p"}]`)
+	c.read()
+	s.Deliver(event.Event{ID: "7", Name: "log_line", Rooms: []string{"project_p"}, Payload: json.RawMessage(`{"job_id":"j","message":"7"}`)})
+	if got := c.read(); got != `42["log_line",{"job_id":"j","message":"7"}]` {
+		t.Fatalf("broadcast = %q, want no offset", got)
+	}
+
+	d := dial(t, url)
+	defer d.conn.Close()
+	d.send(`40{"pid":"` + strings.Repeat("a", 20) + `","offset":"7"}`)
+	if r := readConnect(t, d); r.PID != "" {
+		t.Fatalf("pid %q on a reconnect with recovery off", r.PID)
+	}
+}
