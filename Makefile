@@ -12,8 +12,9 @@ BIN     := bin/gateway
 # with "context deadline exceeded" when the deadline lands while the fuzzer
 # minimizes a new input, which is not a finding. `make fuzz` runs each
 # target for FUZZTIME; `make test` for FUZZTIME_TEST (the seed corpora also
-# run in every `go test`). Building the seven instrumented binaries takes
-# about two minutes on a fresh build cache here, the runs the rest.
+# run in every `go test`). Each target builds its own instrumented test
+# binary: on a fresh build cache that build, not the fuzzing, is most of
+# the time of `make fuzz-short`.
 FUZZTIME ?= 100000x
 FUZZTIME_TEST ?= 20000x
 
