@@ -9,6 +9,7 @@ import (
 	"github.com/meshgen/gateway/flaskbridge"
 	"github.com/meshgen/gateway/gateway"
 	"github.com/meshgen/gateway/httpapi"
+	"github.com/meshgen/gateway/ratelog"
 	"github.com/meshgen/gateway/recovery"
 	"github.com/meshgen/gateway/registry"
 	"github.com/meshgen/gateway/rooms"
@@ -370,8 +371,24 @@ type Config struct {
 	// ClientEventRate is `client-event-rate` / GATEWAY_CLIENT_EVENT_RATE,
 	// the events per second one client may send (bursts of twice as many);
 	// above it an event answers error "Rate limit exceeded", and a client
-	// that goes on for 10 seconds is disconnected. Default 20.
+	// that goes on for client-event-abuse-window is disconnected. Default
+	// 20.
 	ClientEventRate float64 `mapstructure:"client-event-rate"`
+
+	// ClientEventAbuseWindow is `client-event-abuse-window` /
+	// GATEWAY_CLIENT_EVENT_ABUSE_WINDOW, how long a client may go on being
+	// refused for its event rate (without a second's pause) before it is
+	// disconnected. Default 10s.
+	ClientEventAbuseWindow time.Duration `mapstructure:"client-event-abuse-window"`
+
+	// LogClientRate and LogClientBurst are `log-client-rate` /
+	// GATEWAY_LOG_CLIENT_RATE and `log-client-burst` /
+	// GATEWAY_LOG_CLIENT_BURST: the log lines per second (and their burst)
+	// that clients can cause (refused handshakes, joins, connects, events);
+	// past them lines are left out and counted, the next line saying how
+	// many. Defaults 10 and 50.
+	LogClientRate  float64 `mapstructure:"log-client-rate"`
+	LogClientBurst int     `mapstructure:"log-client-burst"`
 
 	// ClientMaxPollingBuffer is `client-max-polling-buffer` /
 	// GATEWAY_CLIENT_MAX_POLLING_BUFFER, the bytes queued for one
@@ -490,6 +507,9 @@ func Default() Config {
 		ClientMaxRooms:           rooms.DefaultMaxRooms,
 		ClientMaxFollows:         rooms.DefaultMaxFollows,
 		ClientEventRate:          gateway.DefaultClientEventRate,
+		ClientEventAbuseWindow:   gateway.DefaultClientEventAbuseWindow,
+		LogClientRate:            ratelog.DefaultPerSecond,
+		LogClientBurst:           ratelog.DefaultBurst,
 		ClientMaxPollingBuffer:   gateway.DefaultMaxPollingBuffer,
 		RecoveryMaxDisconnection: 2 * time.Minute,
 		RecoveryMaxEvents:        recovery.DefaultMaxEvents,

@@ -126,6 +126,7 @@ func (c Config) Validate() error {
 		{"http-read-timeout", c.HTTPReadTimeout},
 		{"http-idle-timeout", c.HTTPIdleTimeout},
 		{"producer-body-timeout", c.ProducerBodyTimeout},
+		{"client-event-abuse-window", c.ClientEventAbuseWindow},
 	} {
 		if d.value <= 0 {
 			return invalid(d.key, d.value, "must be a positive duration such as 10s")
@@ -181,6 +182,7 @@ func (c Config) validateLimits() error {
 		{"max-connections", int64(c.MaxConnections), 0, 10_000_000, "must be 0 (from the open-file limit) or positive"},
 		{"max-connections-per-ip", int64(c.MaxConnectionsPerIP), 0, 10_000_000, "must be 0 (a quarter of max-connections) or positive"},
 		{"max-producer-requests", int64(c.MaxProducerRequests), 1, 1_000_000, "must be positive"},
+		{"log-client-burst", int64(c.LogClientBurst), 1, 1_000_000, "must be positive"},
 		{"max-producer-requests-per-ip", int64(c.MaxProducerRequestsPerIP), 0, 1_000_000, "must be 0 (a quarter of max-producer-requests) or positive"},
 		{"max-clients", int64(c.MaxClients), 0, 10_000_000, "must be 0 (from the open-file limit) or positive"},
 		{"max-polling-sessions", int64(c.MaxPollingSessions), 0, 10_000_000, "must be 0 (no long-polling session) or positive"},
@@ -197,7 +199,7 @@ func (c Config) validateLimits() error {
 	for _, r := range []struct {
 		key   string
 		value float64
-	}{{"handshake-rate", c.HandshakeRate}, {"handshake-rate-per-ip", c.HandshakeRatePerIP}, {"client-event-rate", c.ClientEventRate}} {
+	}{{"handshake-rate", c.HandshakeRate}, {"handshake-rate-per-ip", c.HandshakeRatePerIP}, {"client-event-rate", c.ClientEventRate}, {"log-client-rate", c.LogClientRate}} {
 		if r.value < 0 || r.value > 1e6 {
 			return invalid(r.key, r.value, "must be between 0 and 1000000")
 		}

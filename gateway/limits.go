@@ -40,9 +40,13 @@ type Limits struct {
 	ClientIP func(*http.Request) string
 	// ClientEventRate is the events per second one client may send, in
 	// bursts of twice as many: above it an event answers error "Rate limit
-	// exceeded", and a client still over it after eventAbuseWindow is
-	// disconnected. Zero means DefaultClientEventRate.
+	// exceeded", and a client still over it after ClientEventAbuseWindow
+	// is disconnected. Zero means DefaultClientEventRate.
 	ClientEventRate float64
+	// ClientEventAbuseWindow is how long a client may go on being refused
+	// for its rate (without a pause of eventPause) before it is
+	// disconnected. Zero means DefaultClientEventAbuseWindow.
+	ClientEventAbuseWindow time.Duration
 	// MaxPollingBuffer is the bytes queued for one long-polling client
 	// between two polls; past it the client is disconnected. Zero means
 	// DefaultMaxPollingBuffer.
@@ -53,9 +57,9 @@ type Limits struct {
 const (
 	DefaultClientEventRate  = 20
 	DefaultMaxPollingBuffer = 8 << 20
-	// eventAbuseWindow: a client refused for its rate this long without a
-	// pause is disconnected.
-	eventAbuseWindow = 10 * time.Second
+	// DefaultClientEventAbuseWindow: a client refused for its rate this
+	// long without a pause is disconnected.
+	DefaultClientEventAbuseWindow = 10 * time.Second
 	// maxTrackedIPs bounds the per-address handshake limiters; past it,
 	// addresses idle for a minute are forgotten (and, if none is, the
 	// per-address bound is skipped for new addresses: the node's bound

@@ -62,10 +62,15 @@ func limitHits(t *testing.T, m *metrics.Metrics, limit string) int {
 func TestHandshakeBounds(t *testing.T) {
 	t.Run("max clients", func(t *testing.T) {
 		m := metrics.New()
-		_, url := newTestServer(t, Options{Metrics: m, Limits: Limits{MaxClients: 2}})
+		s, url := newTestServer(t, Options{Metrics: m, Limits: Limits{MaxClients: 2}})
 		a, b := dial(t, url), dial(t, url)
 		defer a.conn.Close()
 		defer b.conn.Close()
+		// The engine counts a client just after writing its open packet.
+		deadline := time.Now().Add(5 * time.Second)
+		for s.eio.ClientsCount() < 2 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
 		_, resp, err := websocket.DefaultDialer.Dial(url, nil)
 		if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 			t.Fatalf("third client: %v %+v", err, resp)
@@ -172,7 +177,7 @@ func TestPollingBodyOverTheLimit(t *testing.T) {
 // going on past the abuse window disconnects it.
 func TestClientEventRate(t *testing.T) {
 	m := metrics.New()
-	_, url := newTestServer(t, Options{Metrics: m, Limits: Limits{ClientEventRate: 2}, abuseWindow: 300 * time.Millisecond})
+	_, url := newTestServer(t, Options{Metrics: m, Limits: Limits{ClientEventRate: 2, ClientEventAbuseWindow: 300 * time.Millisecond}})
 	c := dial(t, url)
 	defer c.conn.Close()
 	c.send("40")
@@ -303,21 +308,21 @@ func TestEventBudgetAbuseAtTheDefaultRate(t *testing.T) {
 		}
 		return -1, granted
 	}
-	flood := newEventBudget(DefaultClientEventRate, eventAbuseWindow)
+	flood := newEventBudget(DefaultClientEventRate, DefaultClientEventAbuseWindow)
 	at, granted := run(flood, start, 1000, 15*time.Second)
-	if at < eventAbuseWindow || at > eventAbuseWindow+time.Second {
-		t.Fatalf("a flood of 1000/s was found abusive at %s (granted %d), want right after %s", at, granted, eventAbuseWindow)
+	if at < DefaultClientEventAbuseWindow || at > DefaultClientEventAbuseWindow+time.Second {
+		t.Fatalf("a flood of 1000/s was found abusive at %s (granted %d), want right after %s", at, granted, DefaultClientEventAbuseWindow)
 	}
 	if granted < 200 {
 		t.Fatalf("only %d events granted: the bucket should keep granting its rate", granted)
 	}
-	steady := newEventBudget(DefaultClientEventRate, eventAbuseWindow)
+	steady := newEventBudget(DefaultClientEventRate, DefaultClientEventAbuseWindow)
 	if at, _ := run(steady, start, 19, 30*time.Second); at >= 0 {
 		t.Fatalf("a client under its rate was found abusive at %s", at)
 	}
 	// Bursts of 9 s over the rate separated by pauses of 1.5 s: never 10 s
 	// without a pause.
-	bursty := newEventBudget(DefaultClientEventRate, eventAbuseWindow)
+	bursty := newEventBudget(DefaultClientEventRate, DefaultClientEventAbuseWindow)
 	from := start
 	for range 3 {
 		if at, _ := run(bursty, from, 200, 9*time.Second); at >= 0 {

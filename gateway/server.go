@@ -77,6 +77,10 @@ type Options struct {
 	Limits Limits
 	// Logger is required.
 	Logger *slog.Logger
+	// LogRate and LogBurst bound the log lines clients can cause (refused
+	// handshakes, joins, connects, events); zero means ratelog's defaults.
+	LogRate  float64
+	LogBurst int
 	// Metrics, when set, counts client events, emits and deliveries.
 	Metrics *metrics.Metrics
 	// Recovery turns on connection state recovery (recovery.go) when its
@@ -98,8 +102,6 @@ type Options struct {
 	// disableGate turns the handshake gate off; only tests use it, to show
 	// that the race it closes is real.
 	disableGate bool
-	// abuseWindow replaces eventAbuseWindow; only tests use it.
-	abuseWindow time.Duration
 	// libraryWebSocket serves WebSocket with the library's own transport and
 	// room adapter; only benchmarks use it, as the reference run.
 	libraryWebSocket bool
@@ -160,7 +162,7 @@ func New(opts Options) *Server {
 		opts.Limits.MaxPollingBuffer = DefaultMaxPollingBuffer
 	}
 	s := &Server{opts: opts, log: opts.Logger, gate: newHandshakeGate(opts.ConnectTimeout), closed: make(chan struct{})}
-	s.quiet = ratelog.New(opts.Logger, 0, 0, opts.Metrics.LogSuppressed)
+	s.quiet = ratelog.New(opts.Logger, opts.LogRate, opts.LogBurst, opts.Metrics.LogSuppressed)
 	s.guard = newGuard(s)
 
 	so := socket.DefaultServerOptions()
@@ -346,7 +348,7 @@ func (s *Server) onConnection(args ...any) {
 		m.st = s.rec.connected(sock, m)
 	}
 	stopExpiry := s.expireAt(sock, m.p)
-	budget := newEventBudget(s.opts.Limits.ClientEventRate, cmp.Or(s.opts.abuseWindow, eventAbuseWindow))
+	budget := newEventBudget(s.opts.Limits.ClientEventRate, cmp.Or(s.opts.Limits.ClientEventAbuseWindow, DefaultClientEventAbuseWindow))
 	s.clients.Add(1)
 	_ = sock.OnAny(func(args ...any) { s.onEvent(sock, m, budget, args) })
 	_ = sock.On("disconnect", func(args ...any) {
