@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/meshgen/gateway/event"
+	"github.com/meshgen/gateway/retry"
 )
 
 // Defaults of the Redis bus.
@@ -31,6 +32,7 @@ const (
 	DefaultCanaryTimeout  = 10 * time.Second
 	defaultReadBlock      = 5 * time.Second
 	defaultReadCount      = 512
+	minBackoff            = 100 * time.Millisecond
 	maxBackoff            = 5 * time.Second
 )
 
@@ -306,7 +308,7 @@ func (r *Redis) Consume(ctx context.Context, h Handler) error {
 	r.mu.Unlock()
 	wg.Go(func() { r.canaries(ctx) })
 
-	backoff := newBackoff()
+	backoff := retry.Backoff{Min: minBackoff, Max: maxBackoff}
 	for {
 		if ctx.Err() != nil || r.closed.Load() {
 			return r.stopErr(ctx)
@@ -321,7 +323,7 @@ func (r *Redis) Consume(ctx context.Context, h Handler) error {
 		}).Result()
 		if errors.Is(err, redis.Nil) {
 			r.recovered(ctx, last)
-			backoff.reset()
+			backoff.Reset()
 			continue
 		}
 		if err != nil {
@@ -329,13 +331,13 @@ func (r *Redis) Consume(ctx context.Context, h Handler) error {
 				return r.stopErr(ctx)
 			}
 			r.failed(err, last)
-			if !sleepCtx(ctx, backoff.next()) {
+			if !retry.Sleep(ctx, backoff.Next()) {
 				return r.stopErr(ctx)
 			}
 			continue
 		}
 		r.recovered(ctx, last)
-		backoff.reset()
+		backoff.Reset()
 		for _, s := range streams {
 			for _, msg := range s.Messages {
 				r.deliver(msg, h)
@@ -347,7 +349,7 @@ func (r *Redis) Consume(ctx context.Context, h Handler) error {
 // tail returns the id of the stream's newest entry ("0-0" when empty),
 // retrying with backoff while Redis is unreachable.
 func (r *Redis) tail(ctx context.Context, reader redis.UniversalClient) (string, error) {
-	backoff := newBackoff()
+	backoff := retry.Backoff{Min: minBackoff, Max: maxBackoff}
 	for {
 		msgs, err := reader.XRevRangeN(ctx, r.opts.Stream, "+", "-", 1).Result()
 		if err == nil {
@@ -365,7 +367,7 @@ func (r *Redis) tail(ctx context.Context, reader redis.UniversalClient) (string,
 		if r.setDown(err) {
 			r.log.Error("redis unreachable at start-up: node not ready, retrying with backoff", slog.String("error", err.Error()))
 		}
-		if !sleepCtx(ctx, backoff.next()) {
+		if !retry.Sleep(ctx, backoff.Next()) {
 			return "", r.stopErr(ctx)
 		}
 	}
@@ -617,32 +619,4 @@ func NewNodeID() string {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	return host + "-" + hex.EncodeToString(b)
-}
-
-// backoff doubles from 100ms up to maxBackoff.
-type backoff struct{ d time.Duration }
-
-func newBackoff() *backoff { return &backoff{} }
-
-func (b *backoff) next() time.Duration {
-	if b.d == 0 {
-		b.d = 100 * time.Millisecond
-	} else if b.d *= 2; b.d > maxBackoff {
-		b.d = maxBackoff
-	}
-	return b.d
-}
-
-func (b *backoff) reset() { b.d = 0 }
-
-// sleepCtx waits d; false when ctx ended first.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

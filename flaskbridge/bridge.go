@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/meshgen/gateway/flaskqueue"
+	"github.com/meshgen/gateway/retry"
 )
 
 // DefaultChannel is Flask-SocketIO's default message-queue channel.
@@ -307,7 +308,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 			return nil
 		}
 		b.down(err)
-		if !sleep(ctx, delay) {
+		if !retry.Sleep(ctx, delay) {
 			return nil
 		}
 		delay = min(delay*2, b.maxDelay)
@@ -344,7 +345,7 @@ func (b *Bridge) session(ctx context.Context, delay *time.Duration) error {
 			// go-redis has already dropped the connection; the next
 			// Receive dials again and resubscribes.
 			b.down(err)
-			if !sleep(ctx, *delay) {
+			if !retry.Sleep(ctx, *delay) {
 				return nil
 			}
 			*delay = min(*delay*2, b.maxDelay)
@@ -454,17 +455,5 @@ func (b *Bridge) up() {
 		b.log.Info("flask queue subscription back", slog.Duration("outage", time.Since(prev.since).Round(time.Millisecond)))
 	case phaseConnecting:
 		b.log.Info("flask queue subscribed")
-	}
-}
-
-// sleep waits d or until ctx is done; false when ctx is done.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
