@@ -27,7 +27,14 @@ import (
 // stop shuts it down and returns Serve's error.
 func serving(t *testing.T, cfg config.Config) (addr string, stop func() error) {
 	t.Helper()
-	a, err := New(cfg, slog.New(slog.DiscardHandler), "test")
+	_, addr, stop = servingApp(t, cfg, slog.New(slog.DiscardHandler))
+	return addr, stop
+}
+
+// servingApp is serving with a logger of the test's, and the App.
+func servingApp(t *testing.T, cfg config.Config, log *slog.Logger) (a *App, addr string, stop func() error) {
+	t.Helper()
+	a, err := New(cfg, log, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +54,7 @@ func serving(t *testing.T, cfg config.Config) (addr string, stop func() error) {
 	t.Cleanup(func() { _ = stop() })
 	addr = ln.Addr().String()
 	waitLive(t, addr)
-	return addr, stop
+	return a, addr, stop
 }
 
 func devConfig() config.Config {

@@ -29,17 +29,7 @@ func TestDebugAddrServesProfilerOnItsOwnListener(t *testing.T) {
 	cfg.Env = config.EnvDevelopment
 	cfg.DebugAddr = debugAddr
 	cfg.DrainWindow = 0
-	a, err := New(cfg, slog.New(slog.DiscardHandler), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, ln) }()
+	_, addr, stop := servingApp(t, cfg, slog.New(slog.DiscardHandler))
 
 	get := func(url string) (int, string) {
 		t.Helper()
@@ -59,11 +49,10 @@ func TestDebugAddrServesProfilerOnItsOwnListener(t *testing.T) {
 	if code, body := get("http://" + debugAddr + "/debug/pprof/"); code != 200 || !strings.Contains(body, "goroutine") {
 		t.Fatalf("debug listener: %d %q", code, body)
 	}
-	if code, _ := get("http://" + ln.Addr().String() + "/debug/pprof/"); code != http.StatusNotFound {
+	if code, _ := get("http://" + addr + "/debug/pprof/"); code != http.StatusNotFound {
 		t.Fatalf("the public port serves the profiler: %d", code)
 	}
-	stop()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := net.DialTimeout("tcp", debugAddr, time.Second); err == nil {
@@ -76,19 +65,7 @@ func TestDebugAddrServesProfilerOnItsOwnListener(t *testing.T) {
 func TestLibraryLogsAreStructured(t *testing.T) {
 	var buf syncBuffer
 	log := slog.New(slog.NewJSONHandler(&buf, nil))
-	a, err := New(devConfig(), log, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, ln) }()
-	defer func() { cancel(); <-done }()
-	waitLive(t, ln.Addr().String())
+	a, _, _ := servingApp(t, devConfig(), log)
 	// Echo configures the server under its startup lock, which
 	// ListenerAddr takes: reading ErrorLog after it is ordered.
 	_ = a.echo.ListenerAddr()
