@@ -130,7 +130,11 @@ func (r *Redis) RegisterBatch(ctx context.Context, batch rooms.ID, total int) er
 // MULTI/EXEC, which Redis refuses if another end of the batch committed
 // first, and the end is counted again from the new counts. So the stream
 // holds each batch's batch_status in counting order, whichever nodes count,
-// and a failure leaves nothing half-done.
+// and a failure leaves nothing half-done. With the bus's min-replicas, an
+// end is acknowledged once the replicas confirm it (bus.Redis.WaitReplicas),
+// a repeated end once they confirm the first: the count and its events
+// replicate, or are lost in a failover, together, so a retry after a
+// replica timeout counts the end once.
 func (r *Redis) JobEnded(ctx context.Context, end event.JobEnd) (bool, error) {
 	key := r.batchKey(end.Owner.Batch.Key)
 	jobsKey, endedKey := key+":jobs", key+":ended"
@@ -151,7 +155,20 @@ func (r *Redis) JobEnded(ctx context.Context, end event.JobEnd) (bool, error) {
 			return err
 		}
 		if ended.Val() {
-			return nil
+			if r.bus.MinReplicas() <= 0 {
+				return nil
+			}
+			// A repeated end (a retry after a replica timeout) confirms the
+			// first end's events on the replicas before it answers: WAIT
+			// covers the connection's last write, so make one (the expiry
+			// every end sets anyway).
+			if _, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.PExpire(ctx, endedKey, r.ttl)
+				return nil
+			}); err != nil {
+				return err
+			}
+			return r.bus.WaitReplicas(ctx, tx)
 		}
 		c, err := batchCounts(counts.Val(), jobs.Val())
 		if err != nil {
@@ -185,13 +202,26 @@ func (r *Redis) JobEnded(ctx context.Context, end event.JobEnd) (bool, error) {
 			}
 			return nil
 		})
-		first = err == nil
-		return err
+		if err != nil {
+			return err
+		}
+		// The count and its events are stored; with min-replicas they are
+		// acknowledged only once replicated. On a replica timeout the end
+		// stays counted (a retry is a repeated end, above).
+		if err := r.bus.WaitReplicas(ctx, tx); err != nil {
+			return err
+		}
+		first = true
+		return nil
 	}
 	for range maxJobEndAttempts {
 		err := r.client.Watch(ctx, txn, key, endedKey, jobsKey)
 		if errors.Is(err, redis.TxFailedErr) {
 			continue
+		}
+		var ue *bus.UnavailableError
+		if errors.As(err, &ue) {
+			return false, err
 		}
 		if err != nil {
 			return false, unavailable("job end", err)
