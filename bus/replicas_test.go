@@ -3,6 +3,8 @@ package bus_test
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -128,5 +130,48 @@ func TestRedisMinReplicasWithoutReplica(t *testing.T) {
 	b0 := newRedisBus(t, srv.URL())
 	if err := b0.Publish(context.Background(), numbered(2)); err != nil {
 		t.Fatalf("min-replicas 0: %v", err)
+	}
+}
+
+// BenchmarkRedisPublishReplicas measures one Publish (sequential, loopback)
+// against a master with one replica: min-replicas 0 (XADD script) and 1
+// (the script, then WAIT on the same connection). docs/reliability.md
+// quotes it:
+//
+//	go test -run '^$' -bench RedisPublishReplicas -benchtime 3000x -count 3 ./bus
+func BenchmarkRedisPublishReplicas(b *testing.B) {
+	master := redistest.Start(b, "--repl-diskless-sync-delay", "0")
+	replica := redistest.Start(b, "--replicaof", "127.0.0.1", strconv.Itoa(master.Port))
+	rc := replica.Client()
+	defer rc.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, _ := rc.Info(context.Background(), "replication").Result()
+		if strings.Contains(info, "master_link_status:up") {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("replica not in sync")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, n := range []int{0, 1} {
+		b.Run("min-replicas="+strconv.Itoa(n), func(b *testing.B) {
+			bb, err := bus.NewRedis(bus.RedisOptions{
+				URL: master.URL(), Stream: "bench", MinReplicas: n,
+				Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer bb.Close()
+			ctx := context.Background()
+			ev := numbered(1)
+			for b.Loop() {
+				if err := bb.Publish(ctx, ev); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
