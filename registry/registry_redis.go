@@ -92,7 +92,7 @@ func (r *Redis) Register(ctx context.Context, jobs []Job) error {
 			return fmt.Errorf("registry: encode project id: %w", err)
 		}
 	}
-	_, err := r.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	err := r.write(ctx, func(p redis.Pipeliner) error {
 		for i, j := range jobs {
 			p.Set(ctx, r.jobKey(j.ID.Key), owners[i], r.ttl)
 			if j.Batch.Key != "" {
@@ -114,7 +114,7 @@ func (r *Redis) Register(ctx context.Context, jobs []Job) error {
 // RegisterBatch implements Store.
 func (r *Redis) RegisterBatch(ctx context.Context, batch rooms.ID, total int) error {
 	key := r.batchKey(batch.Key)
-	_, err := r.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	err := r.write(ctx, func(p redis.Pipeliner) error {
 		p.HSet(ctx, key, "total", total)
 		p.PExpire(ctx, key, r.ttl)
 		return nil
@@ -219,10 +219,6 @@ func (r *Redis) JobEnded(ctx context.Context, end event.JobEnd) (bool, error) {
 		if errors.Is(err, redis.TxFailedErr) {
 			continue
 		}
-		var ue *bus.UnavailableError
-		if errors.As(err, &ue) {
-			return false, err
-		}
 		if err != nil {
 			return false, unavailable("job end", err)
 		}
@@ -286,5 +282,23 @@ func batchCounts(fields []any, registered int64) (event.BatchCounts, error) {
 
 // unavailable marks a storage error as retryable: nothing was changed.
 func unavailable(op string, err error) error {
+	var ue *bus.UnavailableError
+	if errors.As(err, &ue) {
+		return err
+	}
 	return &bus.UnavailableError{Err: fmt.Errorf("registry: %s: %w", op, err)}
+}
+
+// write runs fn's commands in one MULTI/EXEC and, with the bus's
+// min-replicas, waits on the same connection until the replicas confirm
+// them: a registration acknowledged is not lost in a failover (a job
+// forgotten would make its webhook answer 404). Registrations are
+// idempotent, so a retry after a replica timeout is safe.
+func (r *Redis) write(ctx context.Context, fn func(redis.Pipeliner) error) error {
+	return r.client.Watch(ctx, func(tx *redis.Tx) error {
+		if _, err := tx.TxPipelined(ctx, fn); err != nil {
+			return err
+		}
+		return r.bus.WaitReplicas(ctx, tx)
+	})
 }

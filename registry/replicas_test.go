@@ -20,7 +20,7 @@ import (
 // TestJobEndedMinReplicas: with min-replicas 1, a batch end the replica
 // does not confirm answers a *bus.ReplicaError; its retry answers the same
 // until the replica confirms the first end, then counts nothing again: the
-// batch's events are delivered once.
+// batch's events are delivered once. A registration is refused the same way.
 func TestJobEndedMinReplicas(t *testing.T) {
 	master := redistest.Start(t, "--repl-diskless-sync-delay", "0")
 	replica := redistest.Start(t, "--replicaof", "127.0.0.1", strconv.Itoa(master.Port))
@@ -70,6 +70,9 @@ func TestJobEndedMinReplicas(t *testing.T) {
 	var re *bus.ReplicaError
 	if _, err := end("j2"); !errors.As(err, &re) {
 		t.Fatalf("end with the replica paused = %v, want a *bus.ReplicaError", err)
+	}
+	if err := store.Register(ctx, []registry.Job{{ID: id("j3"), Project: id("p")}}); !errors.As(err, &re) {
+		t.Fatalf("registration with the replica paused = %v, want a *bus.ReplicaError", err)
 	}
 	if _, err := end("j2"); !errors.As(err, &re) {
 		t.Fatalf("repeated end with the replica paused = %v, want a *bus.ReplicaError", err)
