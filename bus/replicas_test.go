@@ -139,7 +139,7 @@ func TestRedisMinReplicasWithoutReplica(t *testing.T) {
 // (the script, then WAIT on the same connection). docs/reliability.md
 // quotes it:
 //
-//	go test -run '^$' -bench RedisPublishReplicas -benchtime 3000x -count 3 ./bus
+//	go test -run '^$' -bench RedisPublishReplicas -benchtime 3000x -count 5 ./bus
 func BenchmarkRedisPublishReplicas(b *testing.B) {
 	master := redistest.Start(b, "--repl-diskless-sync-delay", "0")
 	replica := redistest.Start(b, "--replicaof", "127.0.0.1", strconv.Itoa(master.Port))
