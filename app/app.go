@@ -131,17 +131,20 @@ func New(cfg config.Config, log *slog.Logger, version string) (*App, error) {
 	if cfg.RedisURL != "" {
 		var err error
 		rb, err = bus.NewRedis(bus.RedisOptions{
-			NodeID:         node,
-			URL:            cfg.RedisURL,
-			Stream:         cfg.RedisStream,
-			MaxLen:         cfg.RedisStreamMaxLen,
-			MaxAge:         cfg.RedisStreamMaxAge,
-			DedupeWindow:   cfg.DedupeWindow,
-			CanaryInterval: cfg.CanaryInterval,
-			CanaryTimeout:  cfg.CanaryTimeout,
-			Consumer:       cfg.ServesSockets(),
-			OnReconnect:    m.RedisReconnected,
-			Logger:         log,
+			NodeID:           node,
+			URL:              cfg.RedisURL,
+			Stream:           cfg.RedisStream,
+			MaxLen:           cfg.RedisStreamMaxLen,
+			MaxAge:           cfg.RedisStreamMaxAge,
+			DedupeWindow:     cfg.DedupeWindow,
+			CanaryInterval:   cfg.CanaryInterval,
+			CanaryTimeout:    cfg.CanaryTimeout,
+			MinReplicas:      cfg.RedisMinReplicas,
+			ReplicaTimeout:   cfg.RedisReplicaTimeout,
+			Consumer:         cfg.ServesSockets(),
+			OnReconnect:      m.RedisReconnected,
+			OnReplicaTimeout: m.ReplicaTimeout,
+			Logger:           log,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("app: redis bus: %w", err)

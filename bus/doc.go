@@ -29,6 +29,15 @@
 //   - Publish returns nil only once Redis has stored the event; otherwise it
 //     returns an *UnavailableError (nothing stored) and the producer answers
 //     503 so that the sender retries.
+//   - With RedisOptions.MinReplicas N, Publish returns nil only once N
+//     replicas acknowledged the event (Redis WAIT on the connection that ran
+//     the XADD), so an acknowledged event survives a Sentinel failover;
+//     when they do not in time it returns an *UnavailableError wrapping a
+//     *ReplicaError (the event is on the master: it may still be delivered,
+//     or be lost in a failover). A retry of an event with a dedupe key is
+//     idempotent (see Redis.Publish); one without is stored again.
+//     Consumers read the master, so they may deliver an event a failover
+//     then loses (it was never acknowledged; its retry is delivered again).
 //   - Each consuming node delivers every event stored after the node started,
 //     exactly once, in stream order (so in order per room), across
 //     connection losses and Redis restarts with persistence: after a

@@ -30,6 +30,7 @@ const (
 	DefaultStreamMaxAge   = 24 * time.Hour
 	DefaultCanaryInterval = 2 * time.Second
 	DefaultCanaryTimeout  = 10 * time.Second
+	DefaultReplicaTimeout = 500 * time.Millisecond
 	defaultReadBlock      = 5 * time.Second
 	defaultReadCount      = 512
 	minBackoff            = 100 * time.Millisecond
@@ -44,9 +45,18 @@ const (
 
 // publishScript stores the event only if its dedupe key was not seen, in one
 // atomic step: SET NX PX, then XADD. It returns false for a duplicate.
+//
+// With ARGV[4] = '1' (min-replicas set), a duplicate rewrites its dedupe
+// key unchanged (SET XX KEEPTTL): a write, so that the WAIT which follows
+// on the same connection waits for the replication of everything up to
+// it, the first publish of the key included. Redis's WAIT only covers the
+// connection's own last write, and a refused SET NX writes nothing.
 var publishScript = redis.NewScript(`
 if ARGV[1] ~= '' then
   if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then
+    if ARGV[4] == '1' then
+      redis.call('SET', KEYS[2], '1', 'XX', 'KEEPTTL')
+    end
     return false
   end
 end
@@ -86,9 +96,19 @@ type RedisOptions struct {
 	// node not ready. False (a webhook-only node) means Health checks Redis
 	// only.
 	Consumer bool
+	// MinReplicas is how many replicas must confirm a publish (Redis WAIT
+	// after the XADD, on the same connection) before Publish returns nil.
+	// Zero (the default) returns once the master has the event: an event
+	// not yet replicated when the master dies is lost in a failover.
+	MinReplicas int
+	// ReplicaTimeout bounds that WAIT. Zero means DefaultReplicaTimeout.
+	ReplicaTimeout time.Duration
 	// OnReconnect, when set, is called each time the consumer gets Redis back
 	// after losing it (for metrics).
 	OnReconnect func()
+	// OnReplicaTimeout, when set, is called each time fewer than MinReplicas
+	// replicas confirmed a write within ReplicaTimeout (for metrics).
+	OnReplicaTimeout func()
 	// Logger is required.
 	Logger *slog.Logger
 }
@@ -147,6 +167,9 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 	if opts.CanaryTimeout <= 0 {
 		opts.CanaryTimeout = DefaultCanaryTimeout
 	}
+	if opts.ReplicaTimeout <= 0 {
+		opts.ReplicaTimeout = DefaultReplicaTimeout
+	}
 	if opts.NodeID == "" {
 		opts.NodeID = NewNodeID()
 	}
@@ -172,28 +195,38 @@ func NewRedisClient(rawURL string) (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, fmt.Errorf("bus: redis sentinel URL %s: %w", u.Redacted(), err)
 		}
+		q := u.Query()
+		fo.DialTimeout = defaultTimeout(q, "dial_timeout", fo.DialTimeout)
+		fo.ReadTimeout = defaultTimeout(q, "read_timeout", fo.ReadTimeout)
+		fo.WriteTimeout = defaultTimeout(q, "write_timeout", fo.WriteTimeout)
+		if !q.Has("max_retries") {
+			fo.MaxRetries = -1 // as below
+		}
 		return redis.NewFailoverClient(fo), nil
 	}
 	o, err := redis.ParseURL(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("bus: redis URL %s: %w", u.Redacted(), err)
 	}
-	if !u.Query().Has("dial_timeout") {
-		o.DialTimeout = 2 * time.Second
-	}
-	if !u.Query().Has("read_timeout") {
-		o.ReadTimeout = 2 * time.Second
-	}
-	if !u.Query().Has("write_timeout") {
-		o.WriteTimeout = 2 * time.Second
-	}
-	if !u.Query().Has("max_retries") {
+	q := u.Query()
+	o.DialTimeout = defaultTimeout(q, "dial_timeout", o.DialTimeout)
+	o.ReadTimeout = defaultTimeout(q, "read_timeout", o.ReadTimeout)
+	o.WriteTimeout = defaultTimeout(q, "write_timeout", o.WriteTimeout)
+	if !q.Has("max_retries") {
 		// A retried XADD whose first attempt reached Redis stores the event
 		// twice; fail instead and let the producer's caller retry, where
 		// dedupe keys make the retry safe.
 		o.MaxRetries = -1
 	}
 	return redis.NewClient(o), nil
+}
+
+// defaultTimeout is the URL's value of key when it has one, else 2s.
+func defaultTimeout(q url.Values, key string, parsed time.Duration) time.Duration {
+	if q.Has(key) {
+		return parsed
+	}
+	return 2 * time.Second
 }
 
 // Client returns the underlying client (shared by other Redis-backed parts).
@@ -243,8 +276,19 @@ func (r *Redis) AddArgs(e event.Event) (*redis.XAddArgs, error) {
 }
 
 // Publish stores e in the stream. It returns nil only once Redis has the
-// event, ErrDuplicate for a dedupe key already seen, and an
-// *UnavailableError when Redis cannot be reached (nothing stored).
+// event (and, with MinReplicas, once that many replicas confirmed it),
+// ErrDuplicate for a dedupe key already seen, and an *UnavailableError when
+// Redis cannot be reached (nothing stored) or the replicas did not confirm
+// in time (wrapping a *ReplicaError: the event is on the master and may
+// still be delivered).
+//
+// A retry after a *ReplicaError: an event with a DedupeKey is idempotent.
+// Its dedupe key and its XADD were one script, so they replicate, or are
+// lost in a failover, together: the retry either finds the key and answers
+// ErrDuplicate once the replicas confirm the first publish (which they did
+// not yet, else it is one more *ReplicaError), or finds neither and
+// publishes the event anew. An event without a DedupeKey is stored again by
+// a retry: when the first one survived, it is delivered twice.
 func (r *Redis) Publish(ctx context.Context, e event.Event) error {
 	entry, err := encode(e)
 	if err != nil {
@@ -259,7 +303,35 @@ func (r *Redis) Publish(ctx context.Context, e event.Event) error {
 		ttl = strconv.FormatInt(r.opts.DedupeWindow.Milliseconds(), 10)
 		dedupeKey += e.DedupeKey
 	}
-	err = publishScript.Run(ctx, r.client, []string{r.opts.Stream, dedupeKey}, ttl, r.opts.MaxLen, entry).Err()
+	keys := []string{r.opts.Stream, dedupeKey}
+	if r.opts.MinReplicas <= 0 {
+		err = publishScript.Run(ctx, r.client, keys, ttl, r.opts.MaxLen, entry, "0").Err()
+		return publishResult(e, err)
+	}
+	// WAIT counts the replicas that acknowledged the connection's last
+	// write: it must run on the connection that ran the script, not on
+	// whichever one the pool hands out next.
+	conn, err := r.conn(ctx)
+	if err != nil {
+		return &UnavailableError{Err: fmt.Errorf("publish %s: %w", e.Name, err)}
+	}
+	defer conn.Close()
+	err = publishScript.Run(ctx, conn, keys, ttl, r.opts.MaxLen, entry, "1").Err()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return publishResult(e, err)
+	}
+	// A duplicate waits too: the script rewrote its key, so the WAIT
+	// confirms the first publish of the key as well. A retry after a
+	// replica timeout thus answers "duplicate" only once the event it
+	// repeats is on the replicas.
+	if werr := r.WaitReplicas(ctx, conn); werr != nil {
+		return werr
+	}
+	return publishResult(e, err)
+}
+
+// publishResult maps the publish script's error.
+func publishResult(e event.Event, err error) error {
 	switch {
 	case errors.Is(err, redis.Nil):
 		return ErrDuplicate
@@ -267,6 +339,61 @@ func (r *Redis) Publish(ctx context.Context, e event.Event) error {
 		return &UnavailableError{Err: fmt.Errorf("publish %s: %w", e.Name, err)}
 	}
 	return nil
+}
+
+// conn returns a connection of its own from the client's pool; the caller
+// closes it (which returns it to the pool).
+func (r *Redis) conn(ctx context.Context) (*redis.Conn, error) {
+	c, ok := r.client.(*redis.Client)
+	if !ok {
+		return nil, fmt.Errorf("bus: client %T has no single connections", r.client)
+	}
+	return c.Conn(), ctx.Err()
+}
+
+// MinReplicas is RedisOptions.MinReplicas: zero when writes are not
+// confirmed by replicas.
+func (r *Redis) MinReplicas() int { return r.opts.MinReplicas }
+
+// WaitReplicas runs WAIT on c, the connection (or transaction) that made
+// the writes to confirm, when MinReplicas is set: nil once MinReplicas
+// replicas acknowledged every write c made, an *UnavailableError wrapping a
+// *ReplicaError when fewer did within ReplicaTimeout (the writes stay on
+// the master and may still replicate, or be lost in a failover), an
+// *UnavailableError when Redis cannot be reached.
+func (r *Redis) WaitReplicas(ctx context.Context, c Waiter) error {
+	if r.opts.MinReplicas <= 0 {
+		return nil
+	}
+	got, err := c.Wait(ctx, r.opts.MinReplicas, r.opts.ReplicaTimeout).Result()
+	if err != nil {
+		return &UnavailableError{Err: fmt.Errorf("wait for replicas: %w", err)}
+	}
+	if got < int64(r.opts.MinReplicas) {
+		if r.opts.OnReplicaTimeout != nil {
+			r.opts.OnReplicaTimeout()
+		}
+		return &UnavailableError{Err: &ReplicaError{Want: r.opts.MinReplicas, Got: int(got), Timeout: r.opts.ReplicaTimeout}}
+	}
+	return nil
+}
+
+// Waiter runs Redis WAIT: a *redis.Conn or a *redis.Tx.
+type Waiter interface {
+	Wait(ctx context.Context, numReplicas int, timeout time.Duration) *redis.IntCmd
+}
+
+// ReplicaError says a write was not confirmed by enough replicas in time.
+// The write stayed on the master: it may still reach the replicas and be
+// delivered, or be lost if the master fails first. See Publish for what a
+// retry does.
+type ReplicaError struct {
+	Want, Got int
+	Timeout   time.Duration
+}
+
+func (e *ReplicaError) Error() string {
+	return fmt.Sprintf("%d of %d replicas confirmed within %s", e.Got, e.Want, e.Timeout)
 }
 
 // Consume reads the stream from its current end and delivers every event to

@@ -89,6 +89,18 @@ type Config struct {
 	// Default 24h. A node away longer than the retention misses events.
 	RedisStreamMaxAge time.Duration `mapstructure:"redis-stream-max-age"`
 
+	// RedisMinReplicas is `redis-min-replicas` / GATEWAY_REDIS_MIN_REPLICAS:
+	// a publish is acknowledged only once this many Redis replicas confirmed
+	// it (WAIT after the XADD), so that an acknowledged event survives a
+	// failover. Default 0: acknowledged once the master has it. Ignored
+	// without redis-url.
+	RedisMinReplicas int `mapstructure:"redis-min-replicas"`
+
+	// RedisReplicaTimeout is `redis-replica-timeout` /
+	// GATEWAY_REDIS_REPLICA_TIMEOUT: how long a publish waits for the
+	// replicas of redis-min-replicas before it answers 503. Default 500ms.
+	RedisReplicaTimeout time.Duration `mapstructure:"redis-replica-timeout"`
+
 	// DedupeWindow is `dedupe-window` / GATEWAY_DEDUPE_WINDOW: a webhook
 	// with the same (job_id, status) within this window reaches clients once.
 	// Default 24h. Shared through Redis when configured.
@@ -471,6 +483,7 @@ func Default() Config {
 		RedisStream:              bus.DefaultStream,
 		RedisStreamMaxLen:        bus.DefaultStreamMaxLen,
 		RedisStreamMaxAge:        bus.DefaultStreamMaxAge,
+		RedisReplicaTimeout:      bus.DefaultReplicaTimeout,
 		DedupeWindow:             bus.DefaultDedupeWindow,
 		CanaryInterval:           bus.DefaultCanaryInterval,
 		CanaryTimeout:            bus.DefaultCanaryTimeout,

@@ -68,6 +68,8 @@ func NewFlagSet(name string, out io.Writer) *pflag.FlagSet {
 	fs.String("redis-stream", d.RedisStream, usage("redis-stream", "stream key of the Redis bus"))
 	fs.Int64("redis-stream-max-len", d.RedisStreamMaxLen, usage("redis-stream-max-len", "the stream is trimmed to about this many entries"))
 	fs.Duration("redis-stream-max-age", d.RedisStreamMaxAge, usage("redis-stream-max-age", "stream entries older than this are trimmed"))
+	fs.Int("redis-min-replicas", d.RedisMinReplicas, usage("redis-min-replicas", "acknowledge a publish only once this many Redis replicas confirmed it (0: once the master has it)"))
+	fs.Duration("redis-replica-timeout", d.RedisReplicaTimeout, usage("redis-replica-timeout", "how long a publish waits for redis-min-replicas replicas before answering 503"))
 	fs.Duration("dedupe-window", d.DedupeWindow, usage("dedupe-window", "a webhook with the same job_id and status within this window reaches clients once"))
 	fs.Duration("canary-interval", d.CanaryInterval, usage("canary-interval", "how often a node proves its Redis consumer end to end"))
 	fs.Duration("canary-timeout", d.CanaryTimeout, usage("canary-timeout", "a canary not read back within this makes the node not ready"))

@@ -115,6 +115,7 @@ func (c Config) Validate() error {
 		{"shutdown-timeout", c.ShutdownTimeout},
 		{"redis-stream-max-age", c.RedisStreamMaxAge},
 		{"dedupe-window", c.DedupeWindow},
+		{"redis-replica-timeout", c.RedisReplicaTimeout},
 		{"canary-interval", c.CanaryInterval},
 		{"canary-timeout", c.CanaryTimeout},
 		{"job-ttl", c.JobTTL},
@@ -143,6 +144,12 @@ func (c Config) Validate() error {
 	}
 	if c.CanaryTimeout <= c.CanaryInterval {
 		return invalid("canary-timeout", c.CanaryTimeout, "must be longer than canary-interval ("+c.CanaryInterval.String()+")")
+	}
+	if c.RedisMinReplicas < 0 || c.RedisMinReplicas > maxMinReplicas {
+		return invalid("redis-min-replicas", c.RedisMinReplicas, fmt.Sprintf("must be between 0 (off) and %d", maxMinReplicas))
+	}
+	if c.RedisReplicaTimeout > maxReplicaTimeout {
+		return invalid("redis-replica-timeout", c.RedisReplicaTimeout, "must be at most "+maxReplicaTimeout.String()+": a publish holds its request that long")
 	}
 	if c.RedisStreamMaxLen < 1000 {
 		return invalid("redis-stream-max-len", c.RedisStreamMaxLen, "must be at least 1000")
@@ -221,6 +228,12 @@ func (c Config) validateLimits() error {
 // minSecretBytes is the shortest secret production accepts: 32 bytes, the
 // size of the HMAC-SHA256 digest.
 const minSecretBytes = 32
+
+// Bounds of redis-min-replicas and redis-replica-timeout.
+const (
+	maxMinReplicas    = 16
+	maxReplicaTimeout = 10 * time.Second
+)
 
 // validateAuth checks the auth mode and what it needs.
 func (c Config) validateAuth() error {

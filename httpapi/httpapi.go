@@ -13,6 +13,8 @@ import (
 	"strconv"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/meshgen/gateway/bus"
 )
 
 // SignatureHeader carries "sha256=<hex>" of the raw body on the gateway's
@@ -44,9 +46,16 @@ func PublishError(err error) *echo.HTTPError { return StoreError(err, "Failed to
 
 // StoreError maps a failure of the bus or of a store behind it: 503 "Event
 // bus unavailable, retry later" when err says it is unavailable (nothing
-// was stored, the sender retries), else 500 with message.
+// was stored, the sender retries), 503 "Event not confirmed by the Redis
+// replicas, retry later" on a *bus.ReplicaError (stored on the master but
+// not confirmed by redis-min-replicas replicas in time: the retry is
+// idempotent for events with a dedupe key), else 500 with message.
 func StoreError(err error, message string) *echo.HTTPError {
 	var unavailable interface{ Unavailable() bool }
+	var replicas *bus.ReplicaError
+	if errors.As(err, &replicas) {
+		return &echo.HTTPError{Code: http.StatusServiceUnavailable, Message: "Event not confirmed by the Redis replicas, retry later", Internal: err}
+	}
 	if errors.As(err, &unavailable) && unavailable.Unavailable() {
 		return &echo.HTTPError{Code: http.StatusServiceUnavailable, Message: "Event bus unavailable, retry later", Internal: err}
 	}

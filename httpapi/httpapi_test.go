@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -30,6 +31,7 @@ func TestErrorHandler(t *testing.T) {
 		{"HTTP error with a message", http.MethodPost, echo.NewHTTPError(400, "Invalid JSON"), 400, `{"error":"Invalid JSON"}`, "", false},
 		{"HTTP error without a string message", http.MethodGet, echo.NewHTTPError(404), 404, `{"error":"Not Found"}`, "", false},
 		{"503 asks to retry", http.MethodPost, httpapi.PublishError(&bus.UnavailableError{Err: errors.New("down")}), 503, `{"error":"Event bus unavailable, retry later"}`, "5", false},
+		{"replica timeout asks to retry", http.MethodPost, httpapi.PublishError(&bus.UnavailableError{Err: &bus.ReplicaError{Want: 1, Timeout: 500}}), 503, `{"error":"Event not confirmed by the Redis replicas, retry later"}`, "5", false},
 		{"other error: generic 500, details logged only", http.MethodPost, errors.New("secret internal detail"), 500, `{"error":"Internal server error"}`, "", true},
 		{"HEAD has no body", http.MethodHead, echo.NewHTTPError(405), 405, ``, "", false},
 	}
@@ -70,6 +72,7 @@ func TestPublishError(t *testing.T) {
 	}{
 		{&bus.UnavailableError{Err: errors.New("dial")}, 503},
 		{httpapitest.ErrUnavailable, 503},
+		{&bus.UnavailableError{Err: fmt.Errorf("publish: %w", &bus.ReplicaError{Want: 1})}, 503},
 		{bus.ErrClosed, 500},
 		{errors.New("boom"), 500},
 	} {

@@ -36,6 +36,7 @@ type Metrics struct {
 	busPublish      *prometheus.HistogramVec
 	busConsumeLag   prometheus.Histogram
 	redisReconnects prometheus.Counter
+	replicaTimeouts prometheus.Counter
 	webhookToEmit   prometheus.Histogram
 	authConnects    *prometheus.CounterVec
 	authJoins       *prometheus.CounterVec
@@ -81,6 +82,9 @@ func New() *Metrics {
 		}),
 		redisReconnects: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gateway_redis_reconnects_total", Help: "Times this node's bus consumer got Redis back after losing it.",
+		}),
+		replicaTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gateway_redis_replica_timeouts_total", Help: "Writes to Redis that fewer than redis-min-replicas replicas confirmed within redis-replica-timeout (answered 503).",
 		}),
 		webhookToEmit: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "gateway_webhook_to_emit_seconds", Help: "Time from receiving a webhook (on any node) to emitting its event on this node.", Buckets: latencyBuckets,
@@ -128,7 +132,7 @@ func New() *Metrics {
 		m.sessionErrors.WithLabelValues(op)
 	}
 	m.reg.MustRegister(m.limitHits, m.logSuppressed, m.recoveries, m.replayed, m.sessionErrors, m.joinStates)
-	m.reg.MustRegister(m.clientEvents, m.emitted, m.deliveries, m.disconnects, m.httpRequests, m.busPublish, m.busConsumeLag, m.redisReconnects, m.webhookToEmit,
+	m.reg.MustRegister(m.clientEvents, m.emitted, m.deliveries, m.disconnects, m.httpRequests, m.busPublish, m.busConsumeLag, m.redisReconnects, m.replicaTimeouts, m.webhookToEmit,
 		m.authConnects, m.authJoins, m.authExpired, m.authBackend, m.httpRefusals,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -362,6 +366,14 @@ func (m *Metrics) JoinState(source string) {
 func (m *Metrics) LogSuppressed() {
 	if m != nil {
 		m.logSuppressed.Inc()
+	}
+}
+
+// ReplicaTimeout counts a write the Redis replicas did not confirm in time
+// (bus.RedisOptions.OnReplicaTimeout).
+func (m *Metrics) ReplicaTimeout() {
+	if m != nil {
+		m.replicaTimeouts.Inc()
 	}
 }
 

@@ -443,6 +443,7 @@ func TestPublishFailureMidway(t *testing.T) {
 	}{
 		{"bus unavailable", &bus.UnavailableError{Err: errors.New("dial tcp: refused")}, 503, `{"error":"Event bus unavailable, retry later","accepted":3}`, "5"},
 		{"anything marked unavailable", httpapitest.ErrUnavailable, 503, `{"error":"Event bus unavailable, retry later","accepted":3}`, "5"},
+		{"replicas did not confirm", &bus.UnavailableError{Err: &bus.ReplicaError{Want: 1, Timeout: 500 * time.Millisecond}}, 503, `{"error":"Event not confirmed by the Redis replicas, retry later","accepted":3}`, "5"},
 		{"other failure", errors.New("boom"), 500, `{"error":"Failed to publish event","accepted":3}`, ""},
 		{"closed bus", bus.ErrClosed, 500, `{"error":"Failed to publish event","accepted":3}`, ""},
 	}

@@ -92,7 +92,7 @@ func (r *Redis) Register(ctx context.Context, jobs []Job) error {
 			return fmt.Errorf("registry: encode project id: %w", err)
 		}
 	}
-	_, err := r.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	err := r.write(ctx, func(p redis.Pipeliner) error {
 		for i, j := range jobs {
 			p.Set(ctx, r.jobKey(j.ID.Key), owners[i], r.ttl)
 			if j.Batch.Key != "" {
@@ -114,7 +114,7 @@ func (r *Redis) Register(ctx context.Context, jobs []Job) error {
 // RegisterBatch implements Store.
 func (r *Redis) RegisterBatch(ctx context.Context, batch rooms.ID, total int) error {
 	key := r.batchKey(batch.Key)
-	_, err := r.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	err := r.write(ctx, func(p redis.Pipeliner) error {
 		p.HSet(ctx, key, "total", total)
 		p.PExpire(ctx, key, r.ttl)
 		return nil
@@ -130,7 +130,11 @@ func (r *Redis) RegisterBatch(ctx context.Context, batch rooms.ID, total int) er
 // MULTI/EXEC, which Redis refuses if another end of the batch committed
 // first, and the end is counted again from the new counts. So the stream
 // holds each batch's batch_status in counting order, whichever nodes count,
-// and a failure leaves nothing half-done.
+// and a failure leaves nothing half-done. With the bus's min-replicas, an
+// end is acknowledged once the replicas confirm it (bus.Redis.WaitReplicas),
+// a repeated end once they confirm the first: the count and its events
+// replicate, or are lost in a failover, together, so a retry after a
+// replica timeout counts the end once.
 func (r *Redis) JobEnded(ctx context.Context, end event.JobEnd) (bool, error) {
 	key := r.batchKey(end.Owner.Batch.Key)
 	jobsKey, endedKey := key+":jobs", key+":ended"
@@ -151,7 +155,20 @@ func (r *Redis) JobEnded(ctx context.Context, end event.JobEnd) (bool, error) {
 			return err
 		}
 		if ended.Val() {
-			return nil
+			if r.bus.MinReplicas() <= 0 {
+				return nil
+			}
+			// A repeated end (a retry after a replica timeout) confirms the
+			// first end's events on the replicas before it answers: WAIT
+			// covers the connection's last write, so make one (the expiry
+			// every end sets anyway).
+			if _, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.PExpire(ctx, endedKey, r.ttl)
+				return nil
+			}); err != nil {
+				return err
+			}
+			return r.bus.WaitReplicas(ctx, tx)
 		}
 		c, err := batchCounts(counts.Val(), jobs.Val())
 		if err != nil {
@@ -185,8 +202,17 @@ func (r *Redis) JobEnded(ctx context.Context, end event.JobEnd) (bool, error) {
 			}
 			return nil
 		})
-		first = err == nil
-		return err
+		if err != nil {
+			return err
+		}
+		// The count and its events are stored; with min-replicas they are
+		// acknowledged only once replicated. On a replica timeout the end
+		// stays counted (a retry is a repeated end, above).
+		if err := r.bus.WaitReplicas(ctx, tx); err != nil {
+			return err
+		}
+		first = true
+		return nil
 	}
 	for range maxJobEndAttempts {
 		err := r.client.Watch(ctx, txn, key, endedKey, jobsKey)
@@ -256,5 +282,23 @@ func batchCounts(fields []any, registered int64) (event.BatchCounts, error) {
 
 // unavailable marks a storage error as retryable: nothing was changed.
 func unavailable(op string, err error) error {
+	var ue *bus.UnavailableError
+	if errors.As(err, &ue) {
+		return err
+	}
 	return &bus.UnavailableError{Err: fmt.Errorf("registry: %s: %w", op, err)}
+}
+
+// write runs fn's commands in one MULTI/EXEC and, with the bus's
+// min-replicas, waits on the same connection until the replicas confirm
+// them: a registration acknowledged is not lost in a failover (a job
+// forgotten would make its webhook answer 404). Registrations are
+// idempotent, so a retry after a replica timeout is safe.
+func (r *Redis) write(ctx context.Context, fn func(redis.Pipeliner) error) error {
+	return r.client.Watch(ctx, func(tx *redis.Tx) error {
+		if _, err := tx.TxPipelined(ctx, fn); err != nil {
+			return err
+		}
+		return r.bus.WaitReplicas(ctx, tx)
+	})
 }

@@ -92,6 +92,7 @@ func TestServe(t *testing.T) {
 		{name: "too large", body: `{"job_id":"j","project_id":"p","result":"` + strings.Repeat("x", 200) + `"}`, maxBody: 100, wantCode: 413, wantBody: `{"error":"Request body too large (limit 100 bytes)"}`},
 		{name: "publish failure", body: completed, pubErr: errors.New("boom"), wantCode: 500, wantBody: `{"error":"Failed to publish event"}`},
 		{name: "bus unavailable", body: completed, pubErr: httpapitest.ErrUnavailable, wantCode: 503, wantBody: `{"error":"Event bus unavailable, retry later"}`},
+		{name: "replicas did not confirm", body: completed, pubErr: &bus.UnavailableError{Err: &bus.ReplicaError{Want: 1}}, wantCode: 503, wantBody: `{"error":"Event not confirmed by the Redis replicas, retry later"}`},
 		{name: "registry unavailable", body: `{"job_id":"j","status":"completed"}`, resolver: failingResolver{httpapitest.ErrUnavailable}, wantCode: 503, wantBody: `{"error":"Event bus unavailable, retry later"}`},
 		{name: "registry failure", body: `{"job_id":"j","status":"completed"}`, resolver: failingResolver{errors.New("corrupt entry")}, wantCode: 500, wantBody: `{"error":"Job lookup failed"}`},
 	}

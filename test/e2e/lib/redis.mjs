@@ -33,8 +33,10 @@ function cli(port, ...args) {
 }
 
 export class Redis {
-  constructor({ aof = false } = {}) {
+  /** aof: appendonly with fsync always; args: extra redis-server arguments. */
+  constructor({ aof = false, args = [] } = {}) {
     this.aof = aof;
+    this.args = args;
     this.dir = mkdtempSync(path.join(tmpdir(), 'gw-redis-'));
   }
 
@@ -44,6 +46,7 @@ export class Redis {
     this.port ??= await freePort();
     const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--loglevel', 'warning'];
     if (this.aof) args.push('--appendonly', 'yes', '--appendfsync', 'always');
+    args.push(...this.args);
     this.proc = spawn('redis-server', args, { stdio: 'ignore' });
     this.exited = new Promise((resolve) => this.proc.on('exit', resolve));
     for (let i = 0; i < 200; i++) {
@@ -62,6 +65,20 @@ export class Redis {
   }
 
   async restart() { await this.stop(); await this.start(); }
+
+  /** SIGKILL (nothing flushed, no goodbye to clients or replicas) and wait. */
+  async kill() {
+    if (!this.proc) return;
+    this.proc.kill('SIGKILL');
+    await this.exited;
+    this.proc = undefined;
+  }
+
+  /** SIGSTOP: the process holds its connections and answers nothing. */
+  pause() { this.proc?.kill('SIGSTOP'); }
+
+  /** SIGCONT after pause(). */
+  resume() { this.proc?.kill('SIGCONT'); }
 
   /** CLIENT KILL TYPE normal: drops every ordinary client connection. */
   killNormalClients() { return cli(this.port, 'CLIENT', 'KILL', 'TYPE', 'normal'); }
