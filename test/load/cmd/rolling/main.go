@@ -11,6 +11,7 @@
 //	go run ./cmd/rolling                        # the full run: gateway, then node
 //	go run ./cmd/rolling -smoke                 # small counts, gateway and node, < 60 s
 //	go run ./cmd/rolling -docs ../../docs/benchmarks.md
+//	go run ./cmd/rolling -from results/rolling.json -docs ../../docs/benchmarks.md   # the section again, no run
 //
 // Targets are 127.0.0.1 only; every wait is bounded (-max-duration).
 package main
@@ -61,6 +62,7 @@ func run() int {
 		noBuild   = flag.Bool("no-build", false, "use test/load/bin/gateway as it is")
 		maxDur    = flag.Duration("max-duration", 10*time.Minute, "hard bound of the whole run")
 		redisBin  = flag.String("redis-server", "redis-server", "the redis-server binary")
+		from      = flag.String("from", "", "write -docs from this rolling.json instead of running")
 		secretArg = flag.String("secret", "rolling-bench-secret-of-at-least-32-bytes", "the servers' webhook secret (the harness signs every post)")
 	)
 	flag.Parse()
@@ -80,6 +82,22 @@ func run() int {
 		def("reconnect-delay", func() { *delay = 200 * time.Millisecond })
 		def("reconnect-delay-max", func() { *delayMax = time.Second })
 		def("results", func() { *results = "results-smoke" })
+	}
+
+	if *from != "" {
+		var rep rolling.Report
+		b, err := os.ReadFile(*from)
+		if err == nil {
+			err = json.Unmarshal(b, &rep)
+		}
+		if err == nil && *docs != "" {
+			err = rolling.WriteSection(*docs, rep)
+		}
+		if err != nil {
+			logf("%v", err)
+			return 2
+		}
+		return 0
 	}
 
 	moduleDir, err := os.Getwd()

@@ -46,8 +46,12 @@ func Section(rep Report, adapterVersion string) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	m := rep.Machine
-	w("\nGenerated %s by `cd test/load && %s` (`make bench-rolling`), CPU %s (%d cores, shared with other work), gateway commit %s",
-		rep.Finished, rep.Command, m.CPUModel, m.CPUs, m.GatewayCommit)
+	target := "make bench-rolling"
+	if strings.Contains(rep.Command, "-smoke") {
+		target += " SMOKE=1"
+	}
+	w("\nGenerated %s by `cd test/load && %s` (`%s`), CPU %s (%d cores, shared with other work), gateway commit %s",
+		rep.Finished, rep.Command, target, m.CPUModel, m.CPUs, m.GatewayCommit)
 	if v := m.Versions["socket.io (node)"]; v != "" {
 		w(", socket.io %s", v)
 	}
@@ -95,7 +99,9 @@ func Section(rep Report, adapterVersion string) string {
 	row("clients that gave up / not connected at the end", func(r Result) string { return fmt.Sprintf("%d / %d", r.GaveUp, r.NotConnectedAtEnd) })
 	row("received but not acknowledged", func(r Result) string { return fmt.Sprintf("%d", r.UnackedSeen) })
 	row("producer run (s)", func(r Result) string { return fmt.Sprintf("%.1f", r.Seconds) })
-	row("server CPU-seconds, all processes", func(r Result) string { return fmt.Sprintf("%.1f", r.ServerCPUSecs) })
+	row("server CPU-seconds, all processes (per 1,000 deliveries)", func(r Result) string {
+		return fmt.Sprintf("%.1f (%.3f)", r.ServerCPUSecs, perK(r))
+	})
 	row("SIGTERM to exit (s), per node", func(r Result) string {
 		var parts []string
 		for _, d := range r.Drains {
@@ -114,9 +120,9 @@ func Section(rep Report, adapterVersion string) string {
 		}
 		return strings.Join(parts, ", ")
 	})
-	if len(rep.Runs) == 2 && rep.Runs[1].ServerCPUSecs > 0 {
-		w("\n%s / %s server CPU-seconds over the run: %.2f×.\n", serverTitle(rep.Runs[0].Server), serverTitle(rep.Runs[1].Server),
-			rep.Runs[0].ServerCPUSecs/rep.Runs[1].ServerCPUSecs)
+	if len(rep.Runs) == 2 && perK(rep.Runs[1]) > 0 {
+		w("\n%s / %s server CPU per delivery (connects, reconnects and recoveries included): %.2f×.\n", serverTitle(rep.Runs[0].Server), serverTitle(rep.Runs[1].Server),
+			perK(rep.Runs[0])/perK(rep.Runs[1]))
 	}
 	for _, r := range rep.Runs {
 		if len(r.ErrorSamples) == 0 {
@@ -128,8 +134,16 @@ func Section(rep Report, adapterVersion string) string {
 		}
 		w("```\n")
 	}
-	w("\nRaw records: `test/load/results/rolling.json`, server logs in `test/load/results/logs/rolling-*`.\n\n")
+	w("\nRaw records: `rolling.json` in the results directory (`test/load/results/`, `results-smoke/` for the smoke), server logs in its `logs/rolling-*`.\n\n")
 	return b.String()
+}
+
+// perK is the server CPU-seconds per 1,000 deliveries.
+func perK(r Result) float64 {
+	if r.Delivered == 0 {
+		return 0
+	}
+	return 1000 * r.ServerCPUSecs / float64(r.Delivered)
 }
 
 func serverTitle(s string) string {
