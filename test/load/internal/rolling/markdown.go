@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/meshgen/gateway/test/load/internal/report"
@@ -120,6 +121,22 @@ func Section(rep Report, adapterVersion string) string {
 		}
 		return strings.Join(parts, ", ")
 	})
+	// The Redis commands that took the most time, over every run.
+	busy := map[string]float64{}
+	for _, r := range rep.Runs {
+		for cmd, stat := range r.RedisCommands {
+			_, us := redisStat(stat)
+			busy[cmd] += float64(us)
+		}
+	}
+	cmds := make([]string, 0, len(busy))
+	for cmd := range busy {
+		cmds = append(cmds, cmd)
+	}
+	sort.Slice(cmds, func(i, j int) bool { return busy[cmds[i]] > busy[cmds[j]] })
+	for _, cmd := range cmds[:min(len(cmds), 8)] {
+		row("Redis "+strings.ToUpper(cmd)+": calls, busy s", func(r Result) string { return redisCalls(r.RedisCommands[cmd]) })
+	}
 	if len(rep.Runs) == 2 && perK(rep.Runs[1]) > 0 {
 		w("\n%s / %s server CPU per delivery (connects, reconnects and recoveries included): %.2f×.\n", serverTitle(rep.Runs[0].Server), serverTitle(rep.Runs[1].Server),
 			perK(rep.Runs[0])/perK(rep.Runs[1]))
@@ -136,6 +153,29 @@ func Section(rep Report, adapterVersion string) string {
 	}
 	w("\nRaw records: `rolling.json` in the results directory (`test/load/results/`, `results-smoke/` for the smoke), server logs in its `logs/rolling-*`.\n\n")
 	return b.String()
+}
+
+// redisCalls renders "calls=12,usec=3400,…" as "12, 0.00".
+func redisCalls(stat string) string {
+	if stat == "" {
+		return "–"
+	}
+	calls, usec := redisStat(stat)
+	return fmt.Sprintf("%d, %.2f", calls, float64(usec)/1e6)
+}
+
+// redisStat parses the calls and usec of an INFO commandstats value.
+func redisStat(stat string) (calls, usec int64) {
+	for _, kv := range strings.Split(stat, ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		switch k {
+		case "calls":
+			fmt.Sscan(v, &calls)
+		case "usec":
+			fmt.Sscan(v, &usec)
+		}
+	}
+	return calls, usec
 }
 
 // perK is the server CPU-seconds per 1,000 deliveries.

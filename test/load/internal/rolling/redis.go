@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -86,6 +88,42 @@ func ping(addr string) error {
 		return fmt.Errorf("PING answered %q", line)
 	}
 	return nil
+}
+
+// commandStats returns INFO commandstats: per command (lower case), its
+// "calls=…,usec=…,…" line.
+func (r *redisServer) commandStats() map[string]string {
+	addr := strings.TrimSuffix(strings.TrimPrefix(r.URL, "redis://"), "/0")
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return nil
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write([]byte("*2\r\n$4\r\nINFO\r\n$12\r\ncommandstats\r\n")); err != nil {
+		return nil
+	}
+	br := bufio.NewReader(c)
+	head, err := br.ReadString('\n')
+	if err != nil || !strings.HasPrefix(head, "$") {
+		return nil
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(head[1:]))
+	if err != nil || n <= 0 {
+		return nil
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(br, body); err != nil {
+		return nil
+	}
+	out := map[string]string{}
+	for _, line := range strings.Split(string(body), "\r\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if ok && strings.HasPrefix(k, "cmdstat_") {
+			out[strings.TrimPrefix(k, "cmdstat_")] = v
+		}
+	}
+	return out
 }
 
 // stop sends SIGTERM (SIGKILL after 5 s) and removes the directory.

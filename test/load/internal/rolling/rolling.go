@@ -163,7 +163,11 @@ type Result struct {
 	GaveUp            int `json:"gave_up"` // clients past MaxAttempts
 	NotConnectedAtEnd int `json:"not_connected_at_end"`
 
-	Drains       []Drain  `json:"drains"`
+	Drains []Drain `json:"drains"`
+	// RedisCommands is the shared redis-server's INFO commandstats at the
+	// end: per command, "calls=…,usec=…,…".
+	RedisCommands map[string]string `json:"redis_commands,omitempty"`
+	// ErrorSamples are the first distinct errors, with their counts.
 	ErrorSamples []string `json:"error_samples,omitempty"`
 	OK           bool     `json:"ok"` // every acknowledged event delivered once, in order
 }
@@ -215,13 +219,21 @@ type run struct {
 
 	errMu      sync.Mutex
 	errSamples []string
+	errCounts  map[string]int
 }
 
 func (r *run) noteError(kind string, err error) {
 	r.errMu.Lock()
 	defer r.errMu.Unlock()
-	if len(r.errSamples) < 12 {
-		r.errSamples = append(r.errSamples, kind+": "+err.Error())
+	msg := kind + ": " + err.Error()
+	if r.errCounts == nil {
+		r.errCounts = map[string]int{}
+	}
+	if _, ok := r.errCounts[msg]; !ok && len(r.errSamples) < 12 {
+		r.errSamples = append(r.errSamples, msg)
+	}
+	if _, ok := r.errCounts[msg]; ok || len(r.errCounts) < 1000 {
+		r.errCounts[msg]++
 	}
 }
 
@@ -414,8 +426,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		n.mu.Unlock()
 	}
 	r.errMu.Lock()
-	res.ErrorSamples = slices.Clone(r.errSamples)
+	for _, m := range r.errSamples {
+		res.ErrorSamples = append(res.ErrorSamples, fmt.Sprintf("%s (x%d)", m, r.errCounts[m]))
+	}
 	r.errMu.Unlock()
+	res.RedisCommands = redis.commandStats()
 	res.OK = res.Lost.Total == 0 && res.Duplicates.Total == 0 && res.OutOfOrder.Total == 0 && res.Foreign.Total == 0 &&
 		res.Acknowledged > 0 && res.GaveUp == 0 && res.ServerDisconnects == 0
 	return res, ctx.Err()
