@@ -145,8 +145,8 @@ func Section(rep Report, adapterVersion string) string {
 		if len(r.ErrorSamples) == 0 {
 			continue
 		}
-		w("\nFirst errors, %s:\n\n```\n", serverTitle(r.Server))
-		for _, e := range r.ErrorSamples {
+		w("\nFirst distinct errors, %s (up to 12 with their counts in `rolling.json`):\n\n```\n", serverTitle(r.Server))
+		for _, e := range r.ErrorSamples[:min(len(r.ErrorSamples), 5)] {
 			w("%s\n", e)
 		}
 		w("```\n")

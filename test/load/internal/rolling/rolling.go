@@ -17,6 +17,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"sync"
@@ -222,10 +223,13 @@ type run struct {
 	errCounts  map[string]int
 }
 
+var addrRE = regexp.MustCompile(`\d+\.\d+\.\d+\.\d+:\d+`)
+
 func (r *run) noteError(kind string, err error) {
 	r.errMu.Lock()
 	defer r.errMu.Unlock()
-	msg := kind + ": " + err.Error()
+	// Addresses (source ports) would make every sample distinct.
+	msg := kind + ": " + addrRE.ReplaceAllString(err.Error(), "<addr>")
 	if r.errCounts == nil {
 		r.errCounts = map[string]int{}
 	}
