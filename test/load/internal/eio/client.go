@@ -45,6 +45,36 @@ type Options struct {
 	Dialer *websocket.Dialer
 	// HTTP is the polling transport's client (shared).
 	HTTP *http.Client
+	// Session, when set, makes the client take part in Socket.IO
+	// connection state recovery as socket.io-client v4 does; it carries
+	// the state from one connect to the next (see Session).
+	Session *Session
+}
+
+// Session is what socket.io-client v4 keeps across its reconnects for
+// connection state recovery (socket.js: _pid, _lastOffset, recovered):
+//
+//   - the CONNECT reply's pid (a server with recovery off sends none: the
+//     client then has no pid);
+//   - while it has a pid, the last argument of each event it receives,
+//     when that argument is a string: its offset (kept across a connect
+//     that is not recovered, as the real client does);
+//   - its next CONNECT carries {pid, offset} while it has a pid; the
+//     server recovered the session when its reply carries the same pid.
+//
+// A recovered client does not emit Options.OnConnect again (its rooms
+// came back with the session) unless AlwaysRejoin is set, as an app that
+// rejoins in on('connect') whatever socket.recovered says would. A
+// Session is used by one client at a time: the next Dial must start after
+// the previous client is Done.
+type Session struct {
+	PID       string
+	Offset    string
+	HasOffset bool
+	// Recovered is socket.recovered after the last connect.
+	Recovered bool
+	// AlwaysRejoin emits OnConnect on a recovered connect too.
+	AlwaysRejoin bool
 }
 
 // Client is one Engine.IO/Socket.IO session.
@@ -60,10 +90,16 @@ type Client struct {
 	done    chan struct{}
 	once    sync.Once
 
+	early [][]byte // EVENTs received before the CONNECT reply
+
 	pollCtx    context.Context
 	pollCancel context.CancelFunc
 	pollURL    string
 }
+
+// maxEarly bounds the EVENTs a client holds before the CONNECT reply
+// (the missed events a recovering node socket.io server sends first).
+const maxEarly = 10000
 
 const (
 	stOpen = iota
@@ -154,7 +190,7 @@ func (c *Client) handle(p []byte, now int64) error {
 		}
 		c.sid = findString(p, `"sid":"`)
 		c.state = stConnect
-		return c.send([]byte("40"))
+		return c.send(c.connectPacket())
 	case eioPing:
 		PingsAnswered.Add(1)
 		return c.send([]byte("3"))
@@ -172,6 +208,28 @@ func (c *Client) handle(p []byte, now int64) error {
 				return fmt.Errorf("%w: unexpected CONNECT reply", ErrProtocol)
 			}
 			c.state = stReplies
+			rejoin := true
+			if ss := c.opts.Session; ss != nil {
+				pid := findString(p, `"pid":"`)
+				ss.Recovered = pid != "" && pid == ss.PID
+				ss.PID = pid
+				rejoin = !ss.Recovered || ss.AlwaysRejoin
+			}
+			// Events that came before the CONNECT reply (a recovering
+			// server sends the missed ones first) are handled now, as
+			// socket.io-client's receiveBuffer does, before on('connect').
+			early := c.early
+			c.early = nil
+			for _, ep := range early {
+				if err := c.event(ep, now); err != nil {
+					return err
+				}
+			}
+			if !rejoin {
+				c.pending = 0
+				c.maybeReady()
+				return nil
+			}
 			for _, e := range c.opts.OnConnect {
 				if err := c.send(EncodeEvent(e.Name, e.Arg)); err != nil {
 					return err
@@ -180,29 +238,14 @@ func (c *Client) handle(p []byte, now int64) error {
 			c.maybeReady()
 			return nil
 		case sioEvent:
-			name, arg, ok := SplitEvent(p[2:])
-			if !ok {
-				return fmt.Errorf("%w: bad EVENT %.80q", ErrProtocol, p)
-			}
-			if c.state == stReplies {
-				if string(name) == "error" {
-					return fmt.Errorf("%w: server answered error %s", ErrProtocol, arg)
-				}
-				for _, e := range c.opts.OnConnect {
-					if e.Reply == string(name) {
-						c.pending--
-						c.maybeReady()
-						return nil
-					}
-				}
-			}
 			if c.state < stReplies {
-				return fmt.Errorf("%w: EVENT before CONNECT", ErrProtocol)
+				if c.state != stConnect || len(c.early) >= maxEarly {
+					return fmt.Errorf("%w: EVENT before CONNECT", ErrProtocol)
+				}
+				c.early = append(c.early, bytes.Clone(p))
+				return nil
 			}
-			if c.opts.OnEvent != nil {
-				c.opts.OnEvent(name, arg, now)
-			}
-			return nil
+			return c.event(p, now)
 		case sioAck:
 			return nil
 		case sioDisconnect:
@@ -217,6 +260,45 @@ func (c *Client) handle(p []byte, now int64) error {
 	default:
 		return fmt.Errorf("%w: unknown Engine.IO packet %.40q", ErrProtocol, p)
 	}
+}
+
+// event handles one EVENT packet (p is the whole Engine.IO message) once
+// the namespace is connected.
+func (c *Client) event(p []byte, now int64) error {
+	name, arg, ok := SplitEvent(p[2:])
+	if !ok {
+		return fmt.Errorf("%w: bad EVENT %.80q", ErrProtocol, p)
+	}
+	if ss := c.opts.Session; ss != nil && ss.PID != "" {
+		if off, ok := LastStringArg(p[2:]); ok {
+			ss.Offset, ss.HasOffset = off, true
+		}
+	}
+	if c.state == stReplies {
+		if string(name) == "error" {
+			return fmt.Errorf("%w: server answered error %s", ErrProtocol, arg)
+		}
+		for _, e := range c.opts.OnConnect {
+			if e.Reply == string(name) {
+				c.pending--
+				c.maybeReady()
+				return nil
+			}
+		}
+	}
+	if c.opts.OnEvent != nil {
+		c.opts.OnEvent(name, arg, now)
+	}
+	return nil
+}
+
+// connectPacket is the CONNECT this client sends: with its session's pid
+// and offset when it has them.
+func (c *Client) connectPacket() []byte {
+	if ss := c.opts.Session; ss != nil {
+		return ConnectPacket(ss.PID, ss.Offset, ss.HasOffset)
+	}
+	return []byte("40")
 }
 
 func (c *Client) maybeReady() {
@@ -342,7 +424,7 @@ func (c *Client) startPolling(ctx context.Context) error {
 	c.pollURL = base + "&sid=" + c.sid
 	c.pollCtx, c.pollCancel = context.WithCancel(context.Background())
 	c.state = stConnect
-	if err := c.pollSend([]byte("40")); err != nil {
+	if err := c.pollSend(c.connectPacket()); err != nil {
 		return err
 	}
 	for _, p := range pkts[1:] {

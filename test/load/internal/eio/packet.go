@@ -7,6 +7,7 @@ package eio
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"strconv"
 )
@@ -113,4 +114,81 @@ func EncodeEvent(name string, arg []byte) []byte {
 		b = append(b, arg...)
 	}
 	return append(b, ']')
+}
+
+// LastStringArg returns the last argument of a Socket.IO EVENT packet's
+// data (what follows "42", e.g. `["name",{...},"1733-0"]`) when it is a
+// JSON string, decoded: the argument socket.io-client v4 keeps as its
+// connection state recovery offset. ok is false when the last argument is
+// not a string, when the packet carries an ack id (socket.io-client then
+// appends its ack function, so the last argument is never a string), or
+// when the packet has no argument but the name.
+func LastStringArg(data []byte) (s string, ok bool) {
+	if len(data) > 0 && data[0] >= '0' && data[0] <= '9' {
+		return "", false
+	}
+	n := len(data)
+	if n < 4 || data[0] != '[' || data[n-1] != ']' || data[n-2] != '"' {
+		return "", false
+	}
+	// The closing quote of the last element is data[n-2]; its opening one
+	// is the nearest quote before it that is not escaped (an unescaped
+	// quote cannot appear inside a JSON string).
+	end := n - 2
+	start := -1
+	for i := end - 1; i >= 1; i-- {
+		if data[i] != '"' {
+			continue
+		}
+		bs := 0
+		for j := i - 1; j >= 0 && data[j] == '\\'; j-- {
+			bs++
+		}
+		if bs%2 == 0 {
+			start = i
+			break
+		}
+	}
+	if start < 0 {
+		return "", false
+	}
+	// The string must be a whole element after the name: preceded by a
+	// comma (the first element, at data[1], is the event name).
+	k := start - 1
+	for k >= 0 && (data[k] == ' ' || data[k] == '\t' || data[k] == '\n' || data[k] == '\r') {
+		k--
+	}
+	if k < 0 || data[k] != ',' {
+		return "", false
+	}
+	raw := data[start : end+1]
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw[1 : len(raw)-1]), true
+	}
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// ConnectPacket returns the Socket.IO CONNECT packet for the default
+// namespace as socket.io-client v4 sends it: "40" alone without a session,
+// and with the session of an earlier connect `40{"pid":…,"offset":…}`,
+// the offset left out (as JSON.stringify leaves out undefined) while the
+// client has none.
+func ConnectPacket(pid, offset string, hasOffset bool) []byte {
+	if pid == "" {
+		return []byte("40")
+	}
+	b := append([]byte(`40{"pid":`), quoteJSON(pid)...)
+	if hasOffset {
+		b = append(b, `,"offset":`...)
+		b = append(b, quoteJSON(offset)...)
+	}
+	return append(b, '}')
+}
+
+func quoteJSON(s string) []byte {
+	b, _ := json.Marshal(s)
+	return b
 }

@@ -44,3 +44,44 @@ func TestEncodeEvent(t *testing.T) {
 		t.Errorf("EncodeEvent = %s, want %s", got, want)
 	}
 }
+
+func TestLastStringArg(t *testing.T) {
+	cases := []struct {
+		in, want string
+		ok       bool
+	}{
+		{`["job_completed",{"a":1},"1733000000000-0"]`, "1733000000000-0", true},
+		{`["job_completed",{"a":"x"}]`, "", false},
+		{`["log_line","just a string"]`, "just a string", true},
+		{`["x",{"a":1}, "spaced"]`, "spaced", true},
+		{`["x","esc \"q\" \\"]`, `esc "q" \`, true},
+		{`["x",["a","b"]]`, "", false},
+		{`["ping"]`, "", false},
+		{`12["x",{"a":1},"off"]`, "", false}, // an ack id: the last argument is the ack function
+		{`["x",{"k":"v"},"a\\"]`, `a\`, true},
+		{`not json"]`, "", false},
+	}
+	for _, c := range cases {
+		got, ok := LastStringArg([]byte(c.in))
+		if ok != c.ok || got != c.want {
+			t.Errorf("LastStringArg(%q) = %q, %v; want %q, %v", c.in, got, ok, c.want, c.ok)
+		}
+	}
+}
+
+func TestConnectPacket(t *testing.T) {
+	for _, c := range []struct {
+		pid, offset string
+		has         bool
+		want        string
+	}{
+		{"", "", false, "40"},
+		{"", "1-0", true, "40"},
+		{"AbCdEfGhIjKlMnOpQrStUvWx", "", false, `40{"pid":"AbCdEfGhIjKlMnOpQrStUvWx"}`},
+		{"AbCdEfGhIjKlMnOpQrStUvWx", "1733-0", true, `40{"pid":"AbCdEfGhIjKlMnOpQrStUvWx","offset":"1733-0"}`},
+	} {
+		if got := string(ConnectPacket(c.pid, c.offset, c.has)); got != c.want {
+			t.Errorf("ConnectPacket(%q, %q, %v) = %s; want %s", c.pid, c.offset, c.has, got, c.want)
+		}
+	}
+}

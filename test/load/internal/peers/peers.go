@@ -32,11 +32,12 @@ const Python = "/usr/bin/python3"
 
 // Env locates what the servers need.
 type Env struct {
-	ModuleDir  string // test/load
-	GatewayBin string // the built gateway
-	Secret     string // MODAL_WEBHOOK_SECRET of every server
-	RedisURL   string // gateway only, for clusters (empty: single node)
-	LogDir     string // server stderr goes to LogDir/<name>-<tag>.log
+	ModuleDir  string   // test/load
+	GatewayBin string   // the built gateway
+	Secret     string   // MODAL_WEBHOOK_SECRET of every server
+	RedisURL   string   // gateway only, for clusters (empty: single node)
+	LogDir     string   // server stderr goes to LogDir/<name>-<tag>.log
+	Extra      []string // more environment variables of every server
 }
 
 // Server is one running server process.
@@ -69,6 +70,12 @@ func Start(ctx context.Context, env Env, name, tag string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	return StartOn(ctx, env, name, tag, port)
+}
+
+// StartOn launches server name on port (a restarted node keeps its port)
+// and waits until it answers.
+func StartOn(ctx context.Context, env Env, name, tag string, port int) (*Server, error) {
 	var cmd *exec.Cmd
 	common := []string{"PORT=" + strconv.Itoa(port), "MODAL_WEBHOOK_SECRET=" + env.Secret}
 	switch name {
@@ -94,6 +101,7 @@ func Start(ctx context.Context, env Env, name, tag string) (*Server, error) {
 	default:
 		return nil, fmt.Errorf("peers: unknown server %q", name)
 	}
+	cmd.Env = append(cmd.Env, env.Extra...)
 	if err := os.MkdirAll(env.LogDir, 0o755); err != nil {
 		return nil, err
 	}
@@ -157,6 +165,42 @@ func (s *Server) Stop() {
 	}
 }
 
+// Terminate sends SIGTERM and waits up to limit for the exit (then
+// SIGKILL); it returns the exit error (nil for exit 0) and how long the
+// process took to exit.
+func (s *Server) Terminate(limit time.Duration) (time.Duration, error) {
+	defer s.log.Close()
+	t0 := time.Now()
+	select {
+	case <-s.done:
+		return 0, fmt.Errorf("peers: %s had already exited: %v", s.Name, s.err)
+	default:
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+		return time.Since(t0), s.err
+	case <-time.After(limit):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+		return time.Since(t0), fmt.Errorf("peers: %s still running %s after SIGTERM: killed", s.Name, limit)
+	}
+}
+
+// ExitCPU is the CPU time (user and system) of the process, once it has
+// exited; zero before.
+func (s *Server) ExitCPU() time.Duration {
+	select {
+	case <-s.done:
+	default:
+		return 0
+	}
+	if ps := s.cmd.ProcessState; ps != nil {
+		return ps.UserTime() + ps.SystemTime()
+	}
+	return 0
+}
+
 // Alive reports whether the process still runs.
 func (s *Server) Alive() bool {
 	select {
@@ -170,7 +214,13 @@ func (s *Server) Alive() bool {
 // EnsureNode runs `npm ci` in peers/node when node_modules is missing.
 func EnsureNode(moduleDir string, logf func(string, ...any)) error {
 	dir := filepath.Join(moduleDir, "peers/node")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules/socket.io/package.json")); err == nil {
+	installed := true
+	for _, pkg := range []string{"socket.io", "@socket.io/redis-streams-adapter", "redis"} {
+		if _, err := os.Stat(filepath.Join(dir, "node_modules", pkg, "package.json")); err != nil {
+			installed = false
+		}
+	}
+	if installed {
 		return nil
 	}
 	logf("installing the node peer (npm ci in %s)", dir)

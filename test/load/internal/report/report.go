@@ -153,10 +153,43 @@ func Write(resultsDir, outDir string) error {
 	}
 	servers := presentServers(all)
 	md := markdown(all, m, servers)
-	if err := os.WriteFile(filepath.Join(outDir, "benchmarks.md"), []byte(md), 0o644); err != nil {
+	path := filepath.Join(outDir, "benchmarks.md")
+	if old, err := os.ReadFile(path); err == nil {
+		md = KeepRolling(md, old)
+	}
+	if err := os.WriteFile(path, []byte(md), 0o644); err != nil {
 		return err
 	}
 	return writeChart(filepath.Join(outDir, "benchmarks.png"), all, servers)
+}
+
+// rollingHeading and rollingEnd delimit the rolling-restart section that
+// cmd/rolling writes into the same file (between its markers, with notes
+// after the end marker up to the next heading).
+const (
+	rollingHeading = "## Rolling restart\n"
+	rollingEnd     = "<!-- rolling-restart:end -->"
+)
+
+// KeepRolling returns md with the rolling-restart section of old (the
+// file it replaces) carried over, before "## Reproduce": the section
+// comes from cmd/rolling, not from results/*.json.
+func KeepRolling(md string, old []byte) string {
+	o := string(old)
+	h := strings.Index(o, rollingHeading)
+	e := strings.Index(o, rollingEnd)
+	if h < 0 || e < h || strings.Contains(md, rollingEnd) {
+		return md
+	}
+	end := len(o)
+	if k := strings.Index(o[e:], "\n## "); k >= 0 {
+		end = e + k + 1
+	}
+	section := strings.TrimRight(o[h:end], "\n") + "\n\n"
+	if k := strings.Index(md, "\n## Reproduce"); k >= 0 {
+		return md[:k+1] + section + md[k+1:]
+	}
+	return strings.TrimRight(md, "\n") + "\n\n" + section
 }
 
 func presentServers(all map[string]*ScenarioResults) []string {

@@ -64,3 +64,16 @@ func TestWriteReport(t *testing.T) {
 		t.Errorf("chart is %v", b)
 	}
 }
+
+func TestKeepRolling(t *testing.T) {
+	old := []byte("# B\n\n## Loss\n\n## Rolling restart\n\n<!-- rolling-restart:begin -->\nfigures\n<!-- rolling-restart:end -->\n\nnotes\n\n## Reproduce\n\nold\n")
+	md := "# B\n\n## Loss\n\nnew\n\n## Reproduce\n\nnew\n"
+	got := KeepRolling(md, old)
+	want := "# B\n\n## Loss\n\nnew\n\n## Rolling restart\n\n<!-- rolling-restart:begin -->\nfigures\n<!-- rolling-restart:end -->\n\nnotes\n\n## Reproduce\n\nnew\n"
+	if got != want {
+		t.Fatalf("KeepRolling =\n%s\nwant\n%s", got, want)
+	}
+	if KeepRolling(md, []byte("# B\n")) != md {
+		t.Fatal("a file without the section changed the report")
+	}
+}

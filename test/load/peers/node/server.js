@@ -8,6 +8,21 @@
 // BENCH_EMITTER=1 also serves POST /_bench/emit {"events":[{event, room,
 // data}]}: a batch emitted straight from the process (the harness's
 // "emitter" source, for pure fan-out measurement).
+//
+// For the rolling-restart scenario (cmd/rolling), several processes share
+// one Redis:
+//   REDIS_URL=redis://127.0.0.1:6379       @socket.io/redis-streams-adapter
+//                                          on that Redis (one stream)
+//   RECOVERY_MAX_DISCONNECTION_MS=120000   connectionStateRecovery on, with
+//                                          that window
+//   DRAIN_WINDOW_MS=5000                   on SIGTERM, new handshakes are
+//                                          refused and connected clients
+//                                          closed at the transport level in
+//                                          shuffled batches over the window
+//                                          (they reconnect elsewhere); then
+//                                          the server and Redis close (queued
+//                                          commands sent first), exit 0.
+// Without DRAIN_WINDOW_MS, SIGTERM closes every client at once.
 'use strict';
 
 const http = require('http');
@@ -19,6 +34,10 @@ const PORT = Number(process.env.PORT || 5001);
 const SECRET = process.env.MODAL_WEBHOOK_SECRET || '';
 const EMITTER = process.env.BENCH_EMITTER === '1';
 const MAX_BODY = 1 << 20;
+const REDIS_URL = process.env.REDIS_URL || '';
+const RECOVERY_MS = Number(process.env.RECOVERY_MAX_DISCONNECTION_MS || 0);
+const DRAIN_WINDOW_MS = Number(process.env.DRAIN_WINDOW_MS || 0);
+const DRAIN_STEP_MS = 100;
 
 function sendJSON(res, code, obj) {
   const body = JSON.stringify(obj);
@@ -103,40 +122,105 @@ const server = http.createServer((req, res) => {
   sendJSON(res, 404, { error: 'Not found' });
 });
 
-io = new Server(server, {
-  path: '/socket.io',
-  serveClient: false,
-  pingInterval: 25000,
-  pingTimeout: 20000,
-  connectTimeout: 45000,
-  maxHttpBufferSize: 1e6,
-  transports: ['polling', 'websocket'],
-  cors: { origin: (process.env.CORS_ORIGINS || 'http://localhost:5173,http://localhost:3000').split(','), credentials: true },
-});
+let draining = false;
+let redisClient = null;
 
-io.on('connection', (socket) => {
-  const reply = (ack, event, payload) => {
-    socket.emit(event, payload);
-    if (typeof ack === 'function') ack(payload);
+async function main() {
+  const opts = {
+    path: '/socket.io',
+    serveClient: false,
+    pingInterval: 25000,
+    pingTimeout: 20000,
+    connectTimeout: 45000,
+    maxHttpBufferSize: 1e6,
+    transports: ['polling', 'websocket'],
+    cors: { origin: (process.env.CORS_ORIGINS || 'http://localhost:5173,http://localhost:3000').split(','), credentials: true },
+    // A draining node refuses new handshakes (a load balancer's readiness
+    // check would have taken it out).
+    allowRequest: (req, cb) => cb(null, !draining),
   };
-  socket.on('subscribe_project', (data, ack) => {
-    const id = idOf(data && data.project_id);
-    if (id === null) return reply(ack, 'error', { message: 'Missing project_id' });
-    socket.join('project_' + id);
-    reply(ack, 'subscribed_project', { project_id: data.project_id });
-  });
-  socket.on('join_batch', (data, ack) => {
-    const id = idOf(data && data.batch_id);
-    if (id === null) return reply(ack, 'error', { message: 'Missing batch_id' });
-    socket.join('batch_' + id);
-    reply(ack, 'joined_batch', { batch_id: data.batch_id });
-  });
-});
+  if (REDIS_URL) {
+    const { createClient } = require('redis');
+    const { createAdapter } = require('@socket.io/redis-streams-adapter');
+    redisClient = createClient({ url: REDIS_URL });
+    redisClient.on('error', (err) => process.stderr.write(`redis: ${err.message}\n`));
+    await redisClient.connect();
+    opts.adapter = createAdapter(redisClient);
+  }
+  if (RECOVERY_MS > 0) {
+    opts.connectionStateRecovery = { maxDisconnectionDuration: RECOVERY_MS, skipMiddlewares: true };
+  }
+  io = new Server(server, opts);
 
-server.listen(PORT, HOST, () => {
-  process.stderr.write(`node socket.io peer listening on ${HOST}:${PORT}\n`);
-});
+  io.on('connection', (socket) => {
+    const reply = (ack, event, payload) => {
+      socket.emit(event, payload);
+      if (typeof ack === 'function') ack(payload);
+    };
+    socket.on('subscribe_project', (data, ack) => {
+      const id = idOf(data && data.project_id);
+      if (id === null) return reply(ack, 'error', { message: 'Missing project_id' });
+      socket.join('project_' + id);
+      reply(ack, 'subscribed_project', { project_id: data.project_id });
+    });
+    socket.on('join_batch', (data, ack) => {
+      const id = idOf(data && data.batch_id);
+      if (id === null) return reply(ack, 'error', { message: 'Missing batch_id' });
+      socket.join('batch_' + id);
+      reply(ack, 'joined_batch', { batch_id: data.batch_id });
+    });
+  });
 
-for (const sig of ['SIGTERM', 'SIGINT']) {
-  process.on(sig, () => { io.close(); server.close(); process.exit(0); });
+  server.listen(PORT, HOST, () => {
+    const extra = (REDIS_URL ? ', redis streams adapter' : '') + (RECOVERY_MS > 0 ? `, recovery ${RECOVERY_MS} ms` : '');
+    process.stderr.write(`node socket.io peer listening on ${HOST}:${PORT}${extra}\n`);
+  });
 }
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// drain closes every connected client's transport (not a Socket.IO
+// DISCONNECT, which would make socket.io-client give up; the disconnect
+// reason, "forced close", is one whose session the adapter persists) in
+// shuffled batches spread over DRAIN_WINDOW_MS.
+async function drain() {
+  const socks = [...io.of('/').sockets.values()];
+  for (let i = socks.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [socks[i], socks[j]] = [socks[j], socks[i]];
+  }
+  const batches = Math.max(1, Math.min(socks.length, Math.floor(DRAIN_WINDOW_MS / DRAIN_STEP_MS)));
+  const per = Math.ceil(socks.length / batches);
+  const step = DRAIN_WINDOW_MS / batches;
+  const t0 = Date.now();
+  for (let b = 0; b * per < socks.length; b++) {
+    for (const s of socks.slice(b * per, (b + 1) * per)) s.conn.close();
+    if ((b + 1) * per < socks.length) await sleep(step * (0.5 + Math.random()));
+  }
+  process.stderr.write(`drained ${socks.length} clients in ${Date.now() - t0} ms\n`);
+}
+
+let stopping = false;
+async function shutdown() {
+  if (stopping) return;
+  stopping = true;
+  draining = true;
+  try {
+    if (io && DRAIN_WINDOW_MS > 0) await drain();
+    if (io) await new Promise((resolve) => io.close(() => resolve()));
+    else server.close();
+    // quit() sends the commands still queued (the adapter's session
+    // writes among them) before it closes the connection.
+    if (redisClient) await redisClient.quit();
+  } catch (err) {
+    process.stderr.write(`shutdown: ${err && err.message}\n`);
+  }
+  process.exit(0);
+}
+
+for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, shutdown);
+
+main().catch((err) => {
+  process.stderr.write(`start-up: ${err && err.stack}\n`);
+  process.exit(1);
+});
