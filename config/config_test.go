@@ -121,6 +121,7 @@ func TestLoadInvalid(t *testing.T) {
 		{"bad role", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_ROLE": "both"}, nil, `role (GATEWAY_ROLE) = "both"`},
 		{"socket role without redis", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_ROLE": "socket"}, nil, "needs redis-url (REDIS_URL)"},
 		{"drain not shorter than shutdown", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_DRAIN_WINDOW": "30s"}, nil, "drain-window (GATEWAY_DRAIN_WINDOW)"},
+		{"follow ttl too short", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_FOLLOW_TTL": "100ms"}, nil, `follow-ttl (GATEWAY_FOLLOW_TTL) = "100ms": must be between 1s and 1h`},
 		{"canary timeout too short", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_CANARY_TIMEOUT": "1s"}, nil, "canary-timeout"},
 		{"extra event reserved", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_EXTRA_EVENTS": "disconnect"}, nil, "reserved by Socket.IO"},
 		{"extra event of the protocol", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_EXTRA_EVENTS": "log_line"}, nil, "already a protocol event"},
