@@ -210,7 +210,7 @@ func New(opts Options) *Server {
 		go s.rec.heartbeat(ctx)
 	}
 	if !opts.libraryWebSocket {
-		so.SetTransports(types.NewSet[transports.TransportCtor](&transports.PollingBuilder{}, wsBuilder{pingDelay: pingDelayFor(opts.PingTimeout)}))
+		so.SetTransports(types.NewSet[transports.TransportCtor](&transports.PollingBuilder{}, &wsBuilder{pingDelay: pingDelayFor(opts.PingTimeout), onLimit: s.slowClient}))
 		so.SetAdapter(fanoutAdapterBuilder{metrics: opts.Metrics, restore: restore})
 	}
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -58,10 +59,17 @@ var errSlowClient = errors.New("gateway: client reads too slowly, more than 8 Mi
 // wsBuilder registers wsTransport as the engine's "websocket" transport.
 type wsBuilder struct {
 	pingDelay time.Duration // see wsTransport.Send
+	// onLimit, when set, is told the limit (LimitWSBuffer or
+	// LimitWSWriteTimeout) a client that does not read was disconnected by.
+	// With it the builder is registered by pointer (the engine keeps its
+	// transports in a set, and a func is not hashable).
+	onLimit func(limit string)
 }
 
 func (b wsBuilder) New(ctx *types.HttpContext) transports.Transport {
-	return newWSTransport(ctx, b.pingDelay)
+	w := newWSTransport(ctx, b.pingDelay)
+	w.onLimit = b.onLimit
+	return w
 }
 func (wsBuilder) Name() string          { return transports.WEBSOCKET }
 func (wsBuilder) HandlesUpgrades() bool { return true }
@@ -84,6 +92,7 @@ type wsTransport struct {
 	conn        net.Conn
 	raw         syscall.RawConn // nil when conn has no file descriptor
 	pingDelay   time.Duration
+	onLimit     func(limit string) // see wsBuilder; nil in some tests
 
 	// direct is true once broadcasts may bypass the engine: from the start
 	// for a WebSocket-first session, after the upgrade for an upgraded one
@@ -99,7 +108,7 @@ type wsTransport struct {
 	closed       bool        // the connection is closed: frames are dropped
 }
 
-func newWSTransport(ctx *types.HttpContext, pingDelay time.Duration) transports.Transport {
+func newWSTransport(ctx *types.HttpContext, pingDelay time.Duration) *wsTransport {
 	w := &wsTransport{Transport: transports.MakeTransport(), pingDelay: pingDelay}
 	w.Prototype(w)
 	w.Transport.Construct(ctx)
@@ -432,11 +441,22 @@ func (w *wsTransport) writeFailed(err error) {
 	w.pending, w.pendingBytes = nil, 0
 	w.mu.Unlock()
 	if errors.Is(err, errSlowClient) {
+		w.limitHit(LimitWSBuffer)
 		w.socket.Emit("error", err)
 		_ = w.socket.Close()
 		return
 	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		w.limitHit(LimitWSWriteTimeout)
+	}
 	_ = w.socket.Close()
+}
+
+// limitHit reports a disconnect by a bound of this file.
+func (w *wsTransport) limitHit(limit string) {
+	if w.onLimit != nil {
+		w.onLimit(limit)
+	}
 }
 
 // OnClose marks the transport closed (the engine learns it from the

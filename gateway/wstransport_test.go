@@ -14,6 +14,7 @@ import (
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
 	"github.com/meshgen/gateway/event"
+	"github.com/meshgen/gateway/metrics"
 )
 
 func subscribed(t *testing.T, url, project string) *rawClient {
@@ -138,9 +139,11 @@ func TestBroadcastOrderAndSelection(t *testing.T) {
 }
 
 // TestSlowClientDisconnected: a client that reads nothing is cut off once
-// its backlog passes maxPendingBytes; the others get every event.
+// its backlog passes maxPendingBytes, counted as LimitWSBuffer; the others
+// get every event.
 func TestSlowClientDisconnected(t *testing.T) {
-	s, url := newTestServer(t, Options{})
+	m := metrics.New()
+	s, url := newTestServer(t, Options{Metrics: m})
 	slow := subscribed(t, url, "big")
 	fast := subscribed(t, url, "big")
 	big := strings.Repeat("x", 64<<10)
@@ -178,6 +181,9 @@ func TestSlowClientDisconnected(t *testing.T) {
 	}
 	if got >= events {
 		t.Fatalf("slow client got all %d events: the limit never applied", got)
+	}
+	if n := limitHits(t, m, LimitWSBuffer); n != 1 {
+		t.Fatalf("gateway_limit_hits_total{limit=%q} = %d, want 1", LimitWSBuffer, n)
 	}
 }
 
