@@ -107,6 +107,10 @@ bench: ## full load comparison (gateway, node socket.io, Flask-SocketIO); writes
 bench-smoke: ## the load harness's unit tests and a few seconds of it against the gateway: fails on any loss or protocol error
 	cd test/load && go vet ./... && go test -race -count=1 ./... && ./run.sh -smoke
 
+.PHONY: slow-client
+slow-client: ## p99 of a busy room with and without a client that stops reading (test/load/slow_client.sh; run under flock on a shared machine)
+	test/load/slow_client.sh
+
 .PHONY: bench-go
 bench-go: ## Go micro-benchmarks of the hot paths
 	go test -run='^$$' -bench=. -benchmem ./...
