@@ -27,6 +27,8 @@ const FOLLOW_TTL_MS = 1000; // follow-ttl
 const SESSION_TTL_MS = 2 * WINDOW_MS + WINDOW_MS / 4;
 const STREAM = 'gateway:events';
 const PROJECTS = ['k0', 'k1', 'k2'];
+// KILL_CLIENTS=300 for a bigger run than make test's.
+const CLIENTS = Number(process.env.KILL_CLIENTS || 24);
 
 /** POSTs a signed publish API batch; true when acknowledged (200). */
 async function publish(url, events) {
@@ -92,9 +94,9 @@ describe('SIGKILL of a node under load', { skip: redisSkip }, () => {
 
   it("the killed node's clients recover on the others with every acknowledged event once, in order; its follows and the sessions of clients that do not come back expire", async () => {
     const [victim] = nodes;
-    // 24 clients spread by the balancer; 4 more on the victim that never
+    // CLIENTS spread by the balancer; 4 more on the victim that never
     // reconnect (their tab closed with the node).
-    for (let i = 0; clients.length < 24 && i < 1000; i++) {
+    for (let i = 0; clients.length < CLIENTS && i < 10 * CLIENTS; i++) {
       const c = appClient(lb.url, `s${i}`, PROJECTS[clients.length % 3]);
       c.onVictim = lb.order(c.key)[0] === victim;
       clients.push(c);
