@@ -119,6 +119,8 @@ describe('SIGKILL of a node under load', { skip: redisSkip }, () => {
     for (const c of gone) {
       assert.equal(await redis.command('EXISTS', sessionKey(c)), '1', 'a session per client');
       assert.equal(await redis.command('ZCARD', followKey(c)), '1', 'a follow per client');
+      const pttl = Number(await redis.command('PTTL', followKey(c)));
+      assert.ok(pttl > 0 && pttl <= FOLLOW_TTL_MS, `follow of ${c.key}: PTTL ${pttl} ms, want within (0, ${FOLLOW_TTL_MS}]`);
     }
     const victimMembers = new Map();
     for (const c of moved) victimMembers.set(c, (await redis.command('ZRANGE', followKey(c), '0', '-1')).split('\n'));
