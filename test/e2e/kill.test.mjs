@@ -96,9 +96,15 @@ describe('SIGKILL of a node under load', { skip: redisSkip }, () => {
     const [victim] = nodes;
     // CLIENTS spread by the balancer; 4 more on the victim that never
     // reconnect (their tab closed with the node).
-    for (let i = 0; clients.length < CLIENTS && i < 10 * CLIENTS; i++) {
+    // A third of them on the victim, chosen by the balancer's hashing.
+    const onVictim = Math.floor(CLIENTS / 3);
+    let victimSlots = onVictim;
+    let otherSlots = CLIENTS - onVictim;
+    for (let i = 0; clients.length < CLIENTS && i < 20 * CLIENTS; i++) {
+      const first = lb.order(`s${i}`)[0] === victim;
+      if (first ? victimSlots-- <= 0 : otherSlots-- <= 0) continue;
       const c = appClient(lb.url, `s${i}`, PROJECTS[clients.length % 3]);
-      c.onVictim = lb.order(c.key)[0] === victim;
+      c.onVictim = first;
       clients.push(c);
     }
     const gone = [];
@@ -109,7 +115,8 @@ describe('SIGKILL of a node under load', { skip: redisSkip }, () => {
     clients.push(...gone);
     const staying = clients.filter((c) => !gone.includes(c));
     const moved = staying.filter((c) => c.onVictim);
-    assert.ok(moved.length >= 2 && staying.length - moved.length >= 2, `clients on the victim (${moved.length}) and elsewhere`);
+    assert.equal(moved.length, onVictim, 'clients on the victim');
+    assert.equal(staying.length, CLIENTS);
     await waitUntil('every client subscribed and following', () => clients.every((c) => c.subscribed >= 1 && c.following), 15000);
 
     // What the victim holds in Redis: the gone clients' sessions and follows.
