@@ -100,6 +100,8 @@ type Options struct {
 	disableGate bool
 	// abuseWindow replaces eventAbuseWindow; only tests use it.
 	abuseWindow time.Duration
+	// wsWriteTimeout replaces writeTimeout; only tests use it.
+	wsWriteTimeout time.Duration
 	// libraryWebSocket serves WebSocket with the library's own transport and
 	// room adapter; only benchmarks use it, as the reference run.
 	libraryWebSocket bool
@@ -210,7 +212,7 @@ func New(opts Options) *Server {
 		go s.rec.heartbeat(ctx)
 	}
 	if !opts.libraryWebSocket {
-		so.SetTransports(types.NewSet[transports.TransportCtor](&transports.PollingBuilder{}, &wsBuilder{pingDelay: pingDelayFor(opts.PingTimeout), onLimit: s.slowClient}))
+		so.SetTransports(types.NewSet[transports.TransportCtor](&transports.PollingBuilder{}, &wsBuilder{pingDelay: pingDelayFor(opts.PingTimeout), writeTimeout: opts.wsWriteTimeout, onLimit: s.slowClient}))
 		so.SetAdapter(fanoutAdapterBuilder{metrics: opts.Metrics, restore: restore})
 	}
 

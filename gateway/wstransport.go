@@ -58,7 +58,8 @@ var errSlowClient = errors.New("gateway: client reads too slowly, more than 8 Mi
 
 // wsBuilder registers wsTransport as the engine's "websocket" transport.
 type wsBuilder struct {
-	pingDelay time.Duration // see wsTransport.Send
+	pingDelay    time.Duration // see wsTransport.Send
+	writeTimeout time.Duration // writeTimeout when zero
 	// onLimit, when set, is told the limit (LimitWSBuffer or
 	// LimitWSWriteTimeout) a client that does not read was disconnected by.
 	// With it the builder is registered by pointer (the engine keeps its
@@ -69,6 +70,9 @@ type wsBuilder struct {
 func (b wsBuilder) New(ctx *types.HttpContext) transports.Transport {
 	w := newWSTransport(ctx, b.pingDelay)
 	w.onLimit = b.onLimit
+	if b.writeTimeout > 0 {
+		w.writeTimeout = b.writeTimeout
+	}
 	return w
 }
 func (wsBuilder) Name() string          { return transports.WEBSOCKET }
@@ -93,6 +97,9 @@ type wsTransport struct {
 	raw         syscall.RawConn // nil when conn has no file descriptor
 	pingDelay   time.Duration
 	onLimit     func(limit string) // see wsBuilder; nil in some tests
+	// writeTimeout bounds one blocking write (the writeTimeout constant
+	// unless a test sets it).
+	writeTimeout time.Duration
 
 	// direct is true once broadcasts may bypass the engine: from the start
 	// for a WebSocket-first session, after the upgrade for an upgraded one
@@ -109,7 +116,7 @@ type wsTransport struct {
 }
 
 func newWSTransport(ctx *types.HttpContext, pingDelay time.Duration) *wsTransport {
-	w := &wsTransport{Transport: transports.MakeTransport(), pingDelay: pingDelay}
+	w := &wsTransport{Transport: transports.MakeTransport(), pingDelay: pingDelay, writeTimeout: writeTimeout}
 	w.Prototype(w)
 	w.Transport.Construct(ctx)
 
@@ -365,7 +372,7 @@ func (w *wsTransport) flush() {
 // blocking writes bounded by writeTimeout, then releases the write side.
 func (w *wsTransport) writeBlocking(rest net.Buffers) {
 	for {
-		_ = w.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+		_ = w.conn.SetWriteDeadline(time.Now().Add(w.writeTimeout))
 		_, err := rest.WriteTo(w.conn)
 		_ = w.conn.SetWriteDeadline(time.Time{})
 		if err != nil {
