@@ -5,7 +5,9 @@
 # run, runs alternating (without, with, without, ...). Prints each run's
 # result line and then one JSON line "slow-client-figures" with the
 # medians and their ratio. The gateway cuts the slow client off once
-# 8 MiB wait for it (gateway_limit_hits_total{limit="ws_buffer"}).
+# 8 MiB wait for it (gateway_limit_hits_total{limit="ws_buffer"}). Read
+# other_cpu_percent (the rest of the machine during each step) before
+# comparing tails: on a busy machine it, not the slow client, sets the p99.
 #
 #   test/load/slow_client.sh                 # 3 runs each, 100 readers, 1,000 events/s of ~2 KB, 8 s
 #   RUNS=1 STEP=4s test/load/slow_client.sh  # quicker
@@ -61,10 +63,11 @@ def figures(mode):
         with open(f"{out}/{mode}-{n}.jsonl") as f:
             rs.append(json.loads(f.read().strip().splitlines()[-1]))
     return rs
-def p99(r):
+def fig(r, prefix):
     f = r["figures"]
-    k = [k for k in f if k.startswith("p99_ms@")]
+    k = [k for k in f if k.startswith(prefix + "@")]
     return f[k[0]] if k else float("nan")
+def p99(r): return fig(r, "p99_ms")
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 w, wo = figures("with"), figures("without")
 pw, pwo = [p99(r) for r in w], [p99(r) for r in wo]
@@ -72,6 +75,9 @@ res = {
     "p99_ms_without": pwo, "p99_ms_with": pw,
     "median_p99_ms_without": statistics.median(pwo), "median_p99_ms_with": statistics.median(pw),
     "p99_ratio": round(statistics.median(pw) / statistics.median(pwo), 2),
+    "p50_ms_without": [fig(r, "p50_ms") for r in wo], "p50_ms_with": [fig(r, "p50_ms") for r in w],
+    "other_cpu_percent_without": [round(fig(r, "other_cpu_percent")) for r in wo],
+    "other_cpu_percent_with": [round(fig(r, "other_cpu_percent")) for r in w],
     "slow_clients_cut": [r["figures"].get("slow_clients_cut") for r in w],
     "ws_buffer_hits": [r["figures"].get("ws_buffer_hits") for r in w],
     "lost": [r.get("totals", {}).get("lost") for r in w + wo],
