@@ -442,26 +442,28 @@ func consume(bufs net.Buffers, n int) net.Buffers {
 // writeFailed drops what is pending and closes the transport.
 func (w *wsTransport) writeFailed(err error) {
 	w.mu.Lock()
+	first := !w.closed // two senders can both find the backlog past the bound
 	w.closed = true
 	w.writing = false
 	clear(w.pending)
 	w.pending, w.pendingBytes = nil, 0
 	w.mu.Unlock()
 	if errors.Is(err, errSlowClient) {
-		w.limitHit(LimitWSBuffer)
+		w.limitHit(first, LimitWSBuffer)
 		w.socket.Emit("error", err)
 		_ = w.socket.Close()
 		return
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		w.limitHit(LimitWSWriteTimeout)
+		w.limitHit(first, LimitWSWriteTimeout)
 	}
 	_ = w.socket.Close()
 }
 
-// limitHit reports a disconnect by a bound of this file.
-func (w *wsTransport) limitHit(limit string) {
-	if w.onLimit != nil {
+// limitHit reports a disconnect by a bound of this file, once per
+// connection (first: this failure closed it).
+func (w *wsTransport) limitHit(first bool, limit string) {
+	if first && w.onLimit != nil {
 		w.onLimit(limit)
 	}
 }
