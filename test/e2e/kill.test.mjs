@@ -94,9 +94,9 @@ describe('SIGKILL of a node under load', { skip: redisSkip }, () => {
 
   it("the killed node's clients recover on the others with every acknowledged event once, in order; its follows and the sessions of clients that do not come back expire", async () => {
     const [victim] = nodes;
-    // CLIENTS spread by the balancer; 4 more on the victim that never
-    // reconnect (their tab closed with the node).
-    // A third of them on the victim, chosen by the balancer's hashing.
+    // CLIENTS clients, a third of them on the victim (as the balancer's
+    // hashing places them); 4 more on the victim that never reconnect
+    // (their tab closed with the node).
     const onVictim = Math.floor(CLIENTS / 3);
     let victimSlots = onVictim;
     let otherSlots = CLIENTS - onVictim;
