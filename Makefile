@@ -121,6 +121,10 @@ bench-rolling: ## rolling restart (3 nodes, 3k clients, 200 ev/s) of the gateway
 	cd test/load && go build -o bin/rolling ./cmd/rolling && \
 	flock /tmp/gateway-bench.lock ./bin/rolling $(if $(SMOKE),-smoke -strict,-docs ../../docs/benchmarks.md) $(ROLLING_ARGS)
 
+.PHONY: slow-client
+slow-client: ## p99 of a busy room with and without a client that stops reading (test/load/slow_client.sh; run under flock on a shared machine)
+	test/load/slow_client.sh
+
 .PHONY: bench-go
 bench-go: ## Go micro-benchmarks of the hot paths
 	go test -run='^$$' -bench=. -benchmem ./...

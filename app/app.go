@@ -152,7 +152,7 @@ func New(cfg config.Config, log *slog.Logger, version string) (*App, error) {
 		a.bus = rb
 		m.Gauge("gateway_bus_lag_seconds", "How far this node's bus consumer is behind the newest stream entry.", func() float64 { return rb.Lag().Seconds() })
 		store = registry.NewRedis(rb, cfg.JobTTL)
-		rf := rooms.NewRedisFollows(rb.Client(), cfg.RedisStream, cfg.LogsChannel, node, log.With(slog.String("component", "follows")))
+		rf := rooms.NewRedisFollows(rb.Client(), cfg.RedisStream, cfg.LogsChannel, node, cfg.FollowTTL, log.With(slog.String("component", "follows")))
 		follows = rf
 		a.background = append(a.background, rf.Run)
 

@@ -147,6 +147,12 @@ type Config struct {
 	// the log tailer. Default "gateway:logs-control".
 	LogsChannel string `mapstructure:"logs-channel"`
 
+	// FollowTTL is `follow-ttl` / GATEWAY_FOLLOW_TTL, how long a log
+	// follow outlives the last refresh of its node (each node refreshes
+	// its own every third of it): a node killed without draining releases
+	// its followers after this. Default 60s.
+	FollowTTL time.Duration `mapstructure:"follow-ttl"`
+
 	// DrainWindow is `drain-window` / GATEWAY_DRAIN_WINDOW: on SIGTERM,
 	// clients are closed in jittered batches spread over this window so they
 	// do not all reconnect at once. Default 20s; must be shorter than
@@ -491,6 +497,7 @@ func Default() Config {
 		FlaskQueue:               true,
 		FlaskChannel:             flaskbridge.DefaultChannel,
 		LogsChannel:              rooms.DefaultLogsChannel,
+		FollowTTL:                rooms.DefaultFollowTTL,
 		DrainWindow:              20 * time.Second,
 		LogLevel:                 "info",
 		LogFormat:                "auto",

@@ -124,6 +124,7 @@ func TestLoadInvalid(t *testing.T) {
 		{"negative min replicas", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_REDIS_MIN_REPLICAS": "-1"}, nil, "redis-min-replicas (GATEWAY_REDIS_MIN_REPLICAS)"},
 		{"replica timeout too long", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_REDIS_REPLICA_TIMEOUT": "1m"}, nil, "redis-replica-timeout (GATEWAY_REDIS_REPLICA_TIMEOUT)"},
 		{"zero replica timeout", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_REDIS_REPLICA_TIMEOUT": "0s"}, nil, "redis-replica-timeout"},
+		{"follow ttl too short", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_FOLLOW_TTL": "100ms"}, nil, `follow-ttl (GATEWAY_FOLLOW_TTL) = "100ms": must be between 1s and 1h`},
 		{"canary timeout too short", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_CANARY_TIMEOUT": "1s"}, nil, "canary-timeout"},
 		{"extra event reserved", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_EXTRA_EVENTS": "disconnect"}, nil, "reserved by Socket.IO"},
 		{"extra event of the protocol", map[string]string{"GATEWAY_ENV": "development", "GATEWAY_EXTRA_EVENTS": "log_line"}, nil, "already a protocol event"},

@@ -80,6 +80,7 @@ func NewFlagSet(name string, out io.Writer) *pflag.FlagSet {
 	fs.Bool("flask-queue", d.FlaskQueue, usage("flask-queue", "consume the Flask-SocketIO message queue when Redis is configured"))
 	fs.String("flask-channel", d.FlaskChannel, usage("flask-channel", "Redis pub/sub channel of the Flask-SocketIO message queue"))
 	fs.String("logs-channel", d.LogsChannel, usage("logs-channel", "Redis pub/sub channel announcing subscribe_logs / unsubscribe_logs"))
+	fs.Duration("follow-ttl", d.FollowTTL, usage("follow-ttl", "how long a log follow outlives its node's last refresh (a killed node's follows expire after this)"))
 	fs.Duration("drain-window", d.DrainWindow, usage("drain-window", "on SIGTERM, clients are closed in batches spread over this window"))
 	fs.String("log-level", d.LogLevel, usage("log-level", "debug, info, warn or error"))
 	fs.String("log-format", d.LogFormat, usage("log-format", "json, text or auto (json in production, text in development)"))

@@ -154,6 +154,9 @@ func (c Config) Validate() error {
 	if c.RedisStreamMaxLen < 1000 {
 		return invalid("redis-stream-max-len", c.RedisStreamMaxLen, "must be at least 1000")
 	}
+	if c.FollowTTL < time.Second || c.FollowTTL > time.Hour {
+		return invalid("follow-ttl", c.FollowTTL, "must be between 1s and 1h")
+	}
 	if c.RedisStream == "" || c.FlaskChannel == "" || c.LogsChannel == "" {
 		return fmt.Errorf("%w: redis-stream, flask-channel and logs-channel must not be empty", ErrInvalid)
 	}

@@ -80,6 +80,12 @@ const (
 	LimitPollingBuffer      = "polling_buffer"
 	LimitPollingBody        = "polling_body"
 	LimitBinaryPacket       = "binary_packet"
+	// LimitWSBuffer: a WebSocket client let more than 8 MiB wait unread
+	// (maxPendingBytes) and was disconnected.
+	LimitWSBuffer = "ws_buffer"
+	// LimitWSWriteTimeout: one write to a WebSocket client blocked for
+	// writeTimeout (10 s) and the client was disconnected.
+	LimitWSWriteTimeout = "ws_write_timeout"
 )
 
 // guard applies the handshake and request bounds in front of the engine.
@@ -351,4 +357,11 @@ func packetSize(p *packet.Packet) int64 {
 		return int64(l.Len())
 	}
 	return 1
+}
+
+// slowClient counts a WebSocket client disconnected because it did not
+// read (limit is LimitWSBuffer or LimitWSWriteTimeout); its room goes on.
+func (s *Server) slowClient(limit string) {
+	s.opts.Metrics.LimitHit(limit)
+	s.quiet.Log(context.Background(), slog.LevelInfo, "websocket client reads too slowly: disconnected", slog.String("limit", limit))
 }

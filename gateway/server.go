@@ -102,6 +102,8 @@ type Options struct {
 	// disableGate turns the handshake gate off; only tests use it, to show
 	// that the race it closes is real.
 	disableGate bool
+	// wsWriteTimeout replaces writeTimeout; only tests use it.
+	wsWriteTimeout time.Duration
 	// libraryWebSocket serves WebSocket with the library's own transport and
 	// room adapter; only benchmarks use it, as the reference run.
 	libraryWebSocket bool
@@ -212,7 +214,7 @@ func New(opts Options) *Server {
 		go s.rec.heartbeat(ctx)
 	}
 	if !opts.libraryWebSocket {
-		so.SetTransports(types.NewSet[transports.TransportCtor](&transports.PollingBuilder{}, wsBuilder{pingDelay: pingDelayFor(opts.PingTimeout)}))
+		so.SetTransports(types.NewSet[transports.TransportCtor](&transports.PollingBuilder{}, &wsBuilder{pingDelay: pingDelayFor(opts.PingTimeout), writeTimeout: opts.wsWriteTimeout, onLimit: s.slowClient}))
 		so.SetAdapter(fanoutAdapterBuilder{metrics: opts.Metrics, restore: restore})
 	}
 

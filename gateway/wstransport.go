@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -58,11 +59,22 @@ var errSlowClient = errors.New("gateway: client reads too slowly, more than 8 Mi
 
 // wsBuilder registers wsTransport as the engine's "websocket" transport.
 type wsBuilder struct {
-	pingDelay time.Duration // see wsTransport.Send
+	pingDelay    time.Duration // see wsTransport.Send
+	writeTimeout time.Duration // writeTimeout when zero
+	// onLimit, when set, is told the limit (LimitWSBuffer or
+	// LimitWSWriteTimeout) a client that does not read was disconnected by.
+	// With it the builder is registered by pointer (the engine keeps its
+	// transports in a set, and a func is not hashable).
+	onLimit func(limit string)
 }
 
 func (b wsBuilder) New(ctx *types.HttpContext) transports.Transport {
-	return newWSTransport(ctx, b.pingDelay)
+	w := newWSTransport(ctx, b.pingDelay)
+	w.onLimit = b.onLimit
+	if b.writeTimeout > 0 {
+		w.writeTimeout = b.writeTimeout
+	}
+	return w
 }
 func (wsBuilder) Name() string          { return transports.WEBSOCKET }
 func (wsBuilder) HandlesUpgrades() bool { return true }
@@ -85,6 +97,10 @@ type wsTransport struct {
 	conn        net.Conn
 	raw         syscall.RawConn // nil when conn has no file descriptor
 	pingDelay   time.Duration
+	onLimit     func(limit string) // see wsBuilder; nil in some tests
+	// writeTimeout bounds one blocking write (the writeTimeout constant
+	// unless a test sets it).
+	writeTimeout time.Duration
 
 	// direct is true once broadcasts may bypass the engine: from the start
 	// for a WebSocket-first session, after the upgrade for an upgraded one
@@ -100,8 +116,8 @@ type wsTransport struct {
 	closed       bool        // the connection is closed: frames are dropped
 }
 
-func newWSTransport(ctx *types.HttpContext, pingDelay time.Duration) transports.Transport {
-	w := &wsTransport{Transport: transports.MakeTransport(), pingDelay: pingDelay}
+func newWSTransport(ctx *types.HttpContext, pingDelay time.Duration) *wsTransport {
+	w := &wsTransport{Transport: transports.MakeTransport(), pingDelay: pingDelay, writeTimeout: writeTimeout}
 	w.Prototype(w)
 	w.Transport.Construct(ctx)
 
@@ -368,7 +384,7 @@ func (w *wsTransport) flush() {
 // blocking writes bounded by writeTimeout, then releases the write side.
 func (w *wsTransport) writeBlocking(rest net.Buffers) {
 	for {
-		_ = w.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+		_ = w.conn.SetWriteDeadline(time.Now().Add(w.writeTimeout))
 		_, err := rest.WriteTo(w.conn)
 		_ = w.conn.SetWriteDeadline(time.Time{})
 		if err != nil {
@@ -438,17 +454,30 @@ func consume(bufs net.Buffers, n int) net.Buffers {
 // writeFailed drops what is pending and closes the transport.
 func (w *wsTransport) writeFailed(err error) {
 	w.mu.Lock()
+	first := !w.closed // two senders can both find the backlog past the bound
 	w.closed = true
 	w.writing = false
 	clear(w.pending)
 	w.pending, w.pendingBytes = nil, 0
 	w.mu.Unlock()
 	if errors.Is(err, errSlowClient) {
+		w.limitHit(first, LimitWSBuffer)
 		w.socket.Emit("error", err)
 		_ = w.socket.Close()
 		return
 	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		w.limitHit(first, LimitWSWriteTimeout)
+	}
 	_ = w.socket.Close()
+}
+
+// limitHit reports a disconnect by a bound of this file, once per
+// connection (first: this failure closed it).
+func (w *wsTransport) limitHit(first bool, limit string) {
+	if first && w.onLimit != nil {
+		w.onLimit(limit)
+	}
 }
 
 // OnClose marks the transport closed (the engine learns it from the

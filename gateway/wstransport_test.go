@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
 	"github.com/meshgen/gateway/event"
+	"github.com/meshgen/gateway/metrics"
 )
 
 func subscribed(t *testing.T, url, project string) *rawClient {
@@ -179,9 +182,11 @@ func TestBroadcastOrderAndSelection(t *testing.T) {
 }
 
 // TestSlowClientDisconnected: a client that reads nothing is cut off once
-// its backlog passes maxPendingBytes; the others get every event.
+// its backlog passes maxPendingBytes, counted as LimitWSBuffer; the others
+// get every event.
 func TestSlowClientDisconnected(t *testing.T) {
-	s, url := newTestServer(t, Options{})
+	m := metrics.New()
+	s, url := newTestServer(t, Options{Metrics: m})
 	slow := subscribed(t, url, "big")
 	fast := subscribed(t, url, "big")
 	big := strings.Repeat("x", 64<<10)
@@ -219,6 +224,47 @@ func TestSlowClientDisconnected(t *testing.T) {
 	}
 	if got >= events {
 		t.Fatalf("slow client got all %d events: the limit never applied", got)
+	}
+	if n := limitHits(t, m, LimitWSBuffer); n != 1 {
+		t.Fatalf("gateway_limit_hits_total{limit=%q} = %d, want 1", LimitWSBuffer, n)
+	}
+}
+
+// TestBlockedWriteDisconnected: a client that reads nothing while less
+// than maxPendingBytes waits for it is cut off when one write blocks for
+// the write timeout, counted as LimitWSWriteTimeout.
+func TestBlockedWriteDisconnected(t *testing.T) {
+	m := metrics.New()
+	s, url := newTestServer(t, Options{Metrics: m, wsWriteTimeout: 300 * time.Millisecond})
+	// A receive buffer of 4 KiB: what the kernel holds for the client is
+	// small, the rest waits in a blocking write.
+	d := &websocket.Dialer{NetDialContext: (&net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}).DialContext}
+	conn, _, err := d.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stalled := &rawClient{t: t, conn: conn}
+	t.Cleanup(func() { _ = conn.Close() })
+	stalled.send("40", `42["subscribe_project",{"project_id":"stall"}]`)
+	if stalled.waitEvent("subscribed_project") == "" {
+		t.Fatal("subscribe not answered")
+	}
+	big := strings.Repeat("x", 64<<10)
+	const events = 64 // 4 MiB: below maxPendingBytes, above what the kernel holds
+	for range events {
+		s.Deliver(event.Event{Name: "log_line", Rooms: []string{"project_stall"}, Payload: json.RawMessage(`{"job_id":"j","message":"` + big + `"}`)})
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for limitHits(t, m, LimitWSWriteTimeout) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the blocked write was not cut off")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := limitHits(t, m, LimitWSBuffer); n != 0 {
+		t.Fatalf("counted as ws_buffer too (%d)", n)
 	}
 }
 

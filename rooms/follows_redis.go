@@ -64,9 +64,14 @@ type RedisFollows struct {
 var _ Follows = (*RedisFollows)(nil)
 
 // NewRedisFollows returns the cluster Follows. Keys start with prefix;
-// control events go to channel; node names this process.
-func NewRedisFollows(client redis.UniversalClient, prefix, channel, node string, log *slog.Logger) *RedisFollows {
-	return &RedisFollows{client: client, prefix: prefix, channel: channel, node: node, ttl: DefaultFollowTTL, log: log, local: map[string]map[string]Follow{}}
+// control events go to channel; node names this process; a follow
+// outlives its node's last refresh by ttl (DefaultFollowTTL when not
+// positive).
+func NewRedisFollows(client redis.UniversalClient, prefix, channel, node string, ttl time.Duration, log *slog.Logger) *RedisFollows {
+	if ttl <= 0 {
+		ttl = DefaultFollowTTL
+	}
+	return &RedisFollows{client: client, prefix: prefix, channel: channel, node: node, ttl: ttl, log: log, local: map[string]map[string]Follow{}}
 }
 
 // followScript drops expired followers, counts the others, adds (or

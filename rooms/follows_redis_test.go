@@ -24,7 +24,7 @@ func TestRedisFollowsDropReleasesEveryFollow(t *testing.T) {
 	if _, err := sub.Receive(ctx); err != nil {
 		t.Fatal(err)
 	}
-	f := rooms.NewRedisFollows(client, "t", "logs", "node-1", slog.New(slog.DiscardHandler))
+	f := rooms.NewRedisFollows(client, "t", "logs", "node-1", 0, slog.New(slog.DiscardHandler))
 	id := func(s string) rooms.ID { i, _ := rooms.ParseID(s, 0); return i }
 	const jobs = 20
 	for i := range jobs {
@@ -68,5 +68,42 @@ func TestRedisFollowsDropReleasesEveryFollow(t *testing.T) {
 	}
 	if f.Count("leaver") != 0 {
 		t.Fatal("follows left after Drop")
+	}
+}
+
+// The follows of a node that stops refreshing them (killed) expire after
+// the configured TTL: the key carries a TTL no longer than it and is gone
+// after it; a live node's Run keeps its own.
+func TestRedisFollowsOfADeadNodeExpire(t *testing.T) {
+	srv := redistest.Start(t)
+	client := srv.Client()
+	t.Cleanup(func() { _ = client.Close() })
+	ctx := context.Background()
+	const ttl = time.Second
+	id := func(s string) rooms.ID { i, _ := rooms.ParseID(s, 0); return i }
+	dead := rooms.NewRedisFollows(client, "t", "logs", "dead", ttl, slog.New(slog.DiscardHandler))
+	live := rooms.NewRedisFollows(client, "t", "logs", "live", ttl, slog.New(slog.DiscardHandler))
+	runCtx, stop := context.WithCancel(ctx)
+	t.Cleanup(stop)
+	go live.Run(runCtx)
+	if _, err := dead.Follow(ctx, rooms.Follow{Job: id("dead-job"), Type: rooms.TypeModal, Member: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := live.Follow(ctx, rooms.Follow{Job: id("live-job"), Type: rooms.TypeModal, Member: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	pttl, err := client.PTTL(ctx, "t:follows:dead-job").Result()
+	if err != nil || pttl <= 0 || pttl > ttl {
+		t.Fatalf("PTTL = %v, %v; want within (0, %v]", pttl, err, ttl)
+	}
+	deadline := time.Now().Add(10 * ttl)
+	for client.Exists(ctx, "t:follows:dead-job").Val() == 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the dead node's follow is still there")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := client.ZCard(ctx, "t:follows:live-job").Val(); n != 1 {
+		t.Fatalf("the live node's follow: %d members, want 1 (refreshed by Run)", n)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"os"
@@ -58,6 +59,8 @@ func run() int {
 		maxDur      = flag.Duration("max-duration", 10*time.Minute, "hard bound of the whole run")
 		quiet       = flag.Float64("quiet-threshold", 50, "other processes' CPU (% of one core) under which the machine counts as quiet (knee retries wait for it, up to 30 s)")
 		strict      = flag.Bool("strict", false, "exit 1 on any loss, duplicate, protocol error, connect error or HTTP error")
+		slowN       = flag.Int("slow-clients", 0, "fanout, rooms, e2e: also open this many WebSocket clients in room p0 that stop reading once subscribed (what they cost the others is the figure; they are not counted as clients)")
+		bigAll      = flag.Bool("big", false, "fanout, rooms, e2e: every event carries the ~2 KB result")
 	)
 	flag.Parse()
 
@@ -174,7 +177,32 @@ func run() int {
 			}
 		}
 		p.Rates = rateList
+		if *bigAll {
+			choose := p.Choose
+			p.Choose = func(i int64, rng *rand.Rand) (int, bool, bool) {
+				room, _, failed := choose(i, rng)
+				return room, true, failed
+			}
+		}
+		var slow []*slowClient
+		if *slowN > 0 {
+			if slow, err = openSlowClients(ctx, urlList[0], "p0", *slowN); err != nil {
+				fmt.Fprintln(os.Stderr, "loadgen:", err)
+				return 1
+			}
+			logf("%s %s: %d slow clients in p0 stopped reading", *label, *scen, len(slow))
+		}
 		res = scenario.Stepped(ctx, h, p)
+		res.Params["big"] = *bigAll
+		if *slowN > 0 {
+			o := finishSlowClients(slow, 3*time.Second)
+			res.Params["slow_clients"] = o.Clients
+			res.Figures["slow_clients_cut"] = float64(o.Cut)
+			if v := gatewayLimitHits(ctx, urlList[0], "ws_buffer"); v >= 0 {
+				res.Figures["ws_buffer_hits"] = v
+			}
+			logf("%s %s: %d of %d slow clients cut off by the server (%d bytes read after the run)", *label, *scen, o.Cut, o.Clients, o.ReadBytes)
+		}
 	case "burst":
 		if !connect() {
 			t := h.Finish(*scen)
