@@ -421,7 +421,7 @@ func runOne(ctx context.Context, o options, env peers.Env, lgBin string, pl plan
 			s.Stop()
 		}
 	}()
-	var urls, pids []string
+	var urls, pids, mems []string
 	for i := 0; i < max(o.nodes, 1); i++ {
 		t := tag
 		if o.nodes > 1 {
@@ -434,11 +434,17 @@ func runOne(ctx context.Context, o options, env peers.Env, lgBin string, pl plan
 		nodes = append(nodes, s)
 		urls = append(urls, s.URL)
 		pids = append(pids, strconv.Itoa(s.PID()))
+		if s.MemURL != "" {
+			mems = append(mems, s.MemURL)
+		}
 	}
 	args := append([]string{"-label", srv, "-url", strings.Join(urls, ","), "-pid", strings.Join(pids, ","), "-secret", o.secret,
 		"-max-duration", pl.timeout.String()}, pl.args...)
 	if pl.strict {
 		args = append(args, "-strict")
+	}
+	if len(mems) > 0 && len(mems) == len(urls) {
+		args = append(args, "-mem-url", strings.Join(mems, ","))
 	}
 	if (o.source == "batch" || pl.batch) && pl.name != "ingest" && pl.name != "smoke-ingest" {
 		if srv == peers.Gateway {
