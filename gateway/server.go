@@ -215,7 +215,14 @@ func New(opts Options) *Server {
 	}
 
 	s.io = socket.NewServer(nil, so)
-	s.eio = engine.NewServer(so)
+	if opts.libraryWebSocket {
+		s.eio = engine.NewServer(so)
+	} else {
+		// WebSocket-first sessions are the gateway's lean sessions
+		// (leanengine.go); the rest stays the library's.
+		s.eio = newLeanEngine(&engineOptions{lib: so, pingInterval: opts.PingInterval,
+			pingTimeout: opts.PingTimeout, maxPayload: opts.MaxMessageBytes})
+	}
 	// The gate's listener must see each connection before Socket.IO does.
 	if !opts.disableGate {
 		_ = s.eio.On("connection", s.gate.attach)
