@@ -210,6 +210,10 @@ func plans(o options) (map[string]plan, []string) {
 		}
 		p["idle"] = plan{args: []string{"-scenario", "idle", "-stages", strings.Join(stages, ","), "-settle", "2s",
 			"-idle-window", "10s", "-source-ips", "8"}, timeout: 6 * time.Minute}
+		// Idle long-polling clients (not in the default list): each holds
+		// a pending GET in the server; RSS per client as for idle.
+		p["idlepolling"] = plan{args: []string{"-scenario", "idle", "-stages", "500,2000", "-polling-share", "1",
+			"-settle", "2s", "-idle-window", "5s"}, timeout: 3 * time.Minute}
 		fanRates := "2k,5k,10k,20k,30k,40k,60k,80k,100k,130k,160k,200k,250k"
 		p["fanout"] = plan{args: []string{"-scenario", "fanout", "-clients", "1000", "-rates-are-deliveries",
 			"-rates", fanRates, "-step", "4s"}, timeout: 4 * time.Minute}
