@@ -117,7 +117,10 @@ func (s *leanSession) readFailed(err error) {
 // consume handles the frames in data (after the kept partial frame). It
 // reports false once the session is closed.
 func (s *leanSession) consume(data []byte) bool {
-	if len(s.partial) > 0 {
+	// data is the pooled read buffer, or the kept partial frame with the
+	// new bytes appended (amortised growth for a large message).
+	owned := len(s.partial) > 0
+	if owned {
 		data = append(s.partial, data...)
 		s.partial = nil
 	}
@@ -127,7 +130,11 @@ func (s *leanSession) consume(data []byte) bool {
 			return false
 		}
 		if n == 0 {
-			if len(data) > 0 {
+			switch {
+			case len(data) == 0:
+			case owned:
+				s.partial = data
+			default:
 				s.partial = append([]byte(nil), data...)
 			}
 			return true

@@ -277,3 +277,14 @@ func BenchmarkIdleSession(b *testing.B) {
 		b.Fatalf("an idle session holds %.2f goroutines, want none", goroutines)
 	}
 }
+
+// A message larger than one read (16 KiB) arrives whole.
+func TestLeanLargeMessageAcrossReads(t *testing.T) {
+	_, url := newTestServer(t, Options{})
+	c := dial(t, url)
+	defer c.conn.Close()
+	c.send("40", `42["subscribe_project",{"project_id":"p","pad":"`+strings.Repeat("z", 300<<10)+`"}]`)
+	if c.waitEvent("subscribed_project") == "" {
+		t.Fatal("a 300 KiB subscribe was not answered")
+	}
+}
