@@ -55,6 +55,14 @@ type leanSession struct {
 	hbDue    time.Time // the timer's current deadline; earlier fires are stale
 	awaiting bool      // a ping is out, its pong not yet in
 
+	// the handshake gate (gate.go), kept here for a lean session: gated is
+	// set at "connection", before anything is read; gateCh exists only
+	// while a message waits.
+	gated       bool
+	gateTimeout time.Duration
+	gateOpen    atomic.Bool
+	gateCh      chan struct{}
+
 	// read side: owned by whoever holds reading
 	reading atomic.Bool
 	fd      int    // the descriptor registered with the poller; -1: none
@@ -176,6 +184,7 @@ func (s *leanSession) onClose(reason string, err error, afterWrites bool) {
 		s.hbTimer.Stop()
 	}
 	s.hbMu.Unlock()
+	s.openGate() // a message held by the gate goes nowhere now
 	if afterWrites {
 		s.fw.closeAfterWrites()
 	} else {
@@ -254,6 +263,43 @@ func (s *leanSession) onPong() {
 	s.hbTimer.Reset(s.engine.pingInterval)
 }
 
+// ---- the handshake gate ----
+
+// waitGate holds the reading goroutine until the Socket.IO connection
+// handler has run (openGate), the session closes or the gate's timeout
+// passes: the gate of gate.go, for a lean session.
+func (s *leanSession) waitGate() {
+	s.hbMu.Lock()
+	if s.gateOpen.Load() {
+		s.hbMu.Unlock()
+		return
+	}
+	if s.gateCh == nil {
+		s.gateCh = make(chan struct{})
+	}
+	ch := s.gateCh
+	s.hbMu.Unlock()
+	t := time.NewTimer(s.gateTimeout)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+	}
+}
+
+// openGate releases the held packets and lets the next ones pass.
+func (s *leanSession) openGate() {
+	s.hbMu.Lock()
+	defer s.hbMu.Unlock()
+	if s.gateOpen.Swap(true) {
+		return
+	}
+	if s.gateCh != nil {
+		close(s.gateCh)
+		s.gateCh = nil
+	}
+}
+
 // ---- Engine.IO packets ----
 
 // onMessage handles one complete WebSocket data message.
@@ -270,6 +316,12 @@ func (s *leanSession) onMessage(op byte, data []byte) {
 			return
 		}
 		p = &packet.Packet{Type: packetTypes[data[0]-'0'], Data: types.NewStringBuffer(data[1:])}
+	}
+	if s.gated && p.Type == packet.MESSAGE && !s.gateOpen.Load() && !isConnect(p) {
+		s.waitGate()
+		if s.state.Load() != stateOpen {
+			return
+		}
 	}
 	s.Emit("packet", p)
 	switch p.Type {

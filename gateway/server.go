@@ -375,7 +375,11 @@ func (s *Server) onConnection(args ...any) {
 		s.opts.Protocol.Disconnected(ctx, m)
 	})
 	// The namespace is registered now: release what the gate held.
-	s.gate.open(sock.Conn().Id())
+	if ls, ok := sock.Conn().(*leanSession); ok {
+		ls.openGate() // a lean session keeps its gate itself (gate.go)
+	} else {
+		s.gate.open(sock.Conn().Id())
+	}
 }
 
 // onEvent answers one client event: args are the event name, its arguments
