@@ -1,8 +1,10 @@
 package gateway
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"sync/atomic"
 	"time"
 
@@ -116,11 +118,19 @@ func appendJSONString(dst []byte, v string) ([]byte, error) {
 	return append(dst, b...), err
 }
 
-// strippedRequest copies what the Socket.IO layer reads of the upgrade
-// request (the handshake's headers, query, URL, address and TLS state),
-// without its context or body, and without the headers that only served
-// the upgrade itself.
-func strippedRequest(r *http.Request) *http.Request {
+// upgradeRequest is what the Socket.IO layer reads of the upgrade request
+// (the handshake's headers, query, URL, address and TLS state), in less
+// than half the size of an http.Request; leanSession.Request rebuilds one.
+type upgradeRequest struct {
+	method, host, remoteAddr, requestURI string
+	url                                  *url.URL
+	header                               http.Header
+	tls                                  *tls.ConnectionState
+}
+
+// strippedRequest copies r without its context and body, and without the
+// headers that only served the upgrade itself.
+func strippedRequest(r *http.Request) *upgradeRequest {
 	h := make(http.Header, len(r.Header))
 	for k, v := range r.Header {
 		switch k {
@@ -129,9 +139,14 @@ func strippedRequest(r *http.Request) *http.Request {
 			h[k] = v
 		}
 	}
-	return &http.Request{Method: r.Method, URL: r.URL, Proto: r.Proto, ProtoMajor: r.ProtoMajor,
-		ProtoMinor: r.ProtoMinor, Header: h, Host: r.Host, RemoteAddr: r.RemoteAddr,
-		RequestURI: r.RequestURI, TLS: r.TLS, Body: http.NoBody}
+	return &upgradeRequest{method: r.Method, host: r.Host, remoteAddr: r.RemoteAddr, requestURI: r.RequestURI,
+		url: r.URL, header: h, tls: r.TLS}
+}
+
+// request rebuilds the http.Request.
+func (u *upgradeRequest) request() *http.Request {
+	return &http.Request{Method: u.method, URL: u.url, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: u.header, Host: u.host, RemoteAddr: u.remoteAddr, RequestURI: u.requestURI, TLS: u.tls, Body: http.NoBody}
 }
 
 // discardWriter is the ResponseWriter of a lean session's request copy:

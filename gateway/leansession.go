@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,7 +43,7 @@ type leanSession struct {
 	engine *leanEngine
 	id     string
 	remote string
-	req    *http.Request // a copy of the upgrade request (strippedRequest)
+	req    *upgradeRequest // what is kept of the upgrade request
 	t      leanTransport
 	fw     frameWriter
 	state  atomic.Int32
@@ -92,7 +91,7 @@ func (s *leanSession) Protocol() int { return 4 }
 // namespace; a context kept for the session's lifetime would cost more
 // than making one for each of those reads.
 func (s *leanSession) Request() *types.HttpContext {
-	return types.NewHttpContext(discardWriter{}, s.req)
+	return types.NewHttpContext(discardWriter{}, s.req.request())
 }
 
 // RemoteAddress is the client's address.
