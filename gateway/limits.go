@@ -12,8 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
 	"github.com/zishang520/socket.io/servers/engine/v3"
 	"github.com/zishang520/socket.io/servers/engine/v3/transports"
@@ -121,9 +119,6 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		w = &closeOnError{ResponseWriter: w}
-	}
-	if websocket.IsWebSocketUpgrade(r) {
-		w = releaseOnHijack(w) // hijack.go
 	}
 	g.s.eio.ServeHTTP(w, r)
 }
