@@ -24,7 +24,6 @@ type leanEmitter struct {
 type leanListener struct {
 	evt  types.EventName
 	fn   types.EventListener
-	ptr  uintptr
 	once bool
 }
 
@@ -35,7 +34,7 @@ func (e *leanEmitter) add(evt types.EventName, once bool, fns []types.EventListe
 	defer e.mu.Unlock()
 	for _, fn := range fns {
 		if fn != nil {
-			e.listeners = append(e.listeners, leanListener{evt: evt, fn: fn, ptr: reflect.ValueOf(fn).Pointer(), once: once})
+			e.listeners = append(e.listeners, leanListener{evt: evt, fn: fn, once: once})
 		}
 	}
 	return nil
@@ -139,7 +138,7 @@ func (e *leanEmitter) RemoveListener(evt types.EventName, fn types.EventListener
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for i, l := range e.listeners {
-		if l.evt == evt && l.ptr == ptr {
+		if l.evt == evt && reflect.ValueOf(l.fn).Pointer() == ptr {
 			e.listeners = append(e.listeners[:i], e.listeners[i+1:]...)
 			e.listeners[:len(e.listeners)+1][len(e.listeners)] = leanListener{}
 			return true
