@@ -233,18 +233,35 @@ const maxIdleSessionBytes = 8 << 10
 
 // BenchmarkIdleSession measures what one idle WebSocket client costs the
 // gateway: live heap after a GC and goroutines, per session, over 500
-// sessions connected and CONNECTed to the default namespace. b.N is not
-// used for the count: the figure is per session, reported as
-// retained-B/session and goroutines/session.
+// sessions connected and CONNECTed to the default namespace; "lean" is the
+// gateway's session (leanengine.go), "library" the library's engine
+// socket with the gateway's transport, as before it. b.N is not used for
+// the count: the figures are per session, reported as retained-B/session
+// and goroutines/session. The lean session's figures are bounded, so a
+// regression fails make bench-go.
 func BenchmarkIdleSession(b *testing.B) {
+	b.Run("lean", func(b *testing.B) {
+		heap, goroutines := idleSessionCost(b, Options{})
+		if heap > maxIdleSessionBytes {
+			b.Fatalf("an idle session retains %.0f B, over the bound of %d", heap, maxIdleSessionBytes)
+		}
+		if goroutines > 0.05 {
+			b.Fatalf("an idle session holds %.2f goroutines, want none", goroutines)
+		}
+	})
+	b.Run("library", func(b *testing.B) {
+		idleSessionCost(b, Options{libraryEngine: true})
+	})
+}
+
+func idleSessionCost(b *testing.B, opts Options) (heap, goroutines float64) {
 	const sessions = 500
-	s, url := newTestServer(b, Options{})
+	s, url := newTestServer(b, opts)
 	addr := strings.TrimPrefix(strings.SplitN(url, Path, 2)[0], "ws://")
 	// Warm up: the first sessions create pools and maps that stay.
 	warm := idleClient(b, addr)
 	defer warm.Close()
 	var before, after runtime.MemStats
-	var heap, goroutines float64
 	for range b.N {
 		runtime.GC()
 		runtime.ReadMemStats(&before)
@@ -270,12 +287,7 @@ func BenchmarkIdleSession(b *testing.B) {
 	}
 	b.ReportMetric(heap, "retained-B/session")
 	b.ReportMetric(goroutines, "goroutines/session")
-	if heap > maxIdleSessionBytes {
-		b.Fatalf("an idle session retains %.0f B, over the bound of %d", heap, maxIdleSessionBytes)
-	}
-	if goroutines > 0.05 {
-		b.Fatalf("an idle session holds %.2f goroutines, want none", goroutines)
-	}
+	return heap, goroutines
 }
 
 // A message larger than one read (16 KiB) arrives whole.

@@ -103,6 +103,10 @@ type Options struct {
 	// libraryWebSocket serves WebSocket with the library's own transport and
 	// room adapter; only benchmarks use it, as the reference run.
 	libraryWebSocket bool
+	// libraryEngine keeps WebSocket-first sessions on the library's engine
+	// socket (with the gateway's transport), as before the lean sessions;
+	// only benchmarks use it, as the reference run.
+	libraryEngine bool
 }
 
 // Server is the Socket.IO side of the gateway.
@@ -215,7 +219,7 @@ func New(opts Options) *Server {
 	}
 
 	s.io = socket.NewServer(nil, so)
-	if opts.libraryWebSocket {
+	if opts.libraryWebSocket || opts.libraryEngine {
 		s.eio = engine.NewServer(so)
 	} else {
 		// WebSocket-first sessions are the gateway's lean sessions
