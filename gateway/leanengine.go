@@ -66,8 +66,10 @@ func (e *leanEngine) ClientsCount() uint64 {
 // Handshake opens a lean session for a WebSocket-first EIO=4 client and
 // leaves every other handshake to the library.
 func (e *leanEngine) Handshake(name string, ctx *types.HttpContext) (*types.CodeMessage, transports.Transport) {
+	// A lean session speaks no extension: with permessage-deflate
+	// configured (the gateway does not), the library's path negotiates it.
 	if name != transports.WEBSOCKET || ctx.Websocket == nil || ctx.Websocket.Conn == nil ||
-		ctx.Query().Peek("EIO") != "4" {
+		ctx.Query().Peek("EIO") != "4" || e.Opts().PerMessageDeflate() != nil {
 		return e.Server.Handshake(name, ctx)
 	}
 	s := e.newSession(ctx)
