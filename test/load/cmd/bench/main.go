@@ -49,6 +49,7 @@ type options struct {
 	profile                                string
 	smoke, noBuild, noReport               bool
 	idleMax                                int
+	gatewayEnv                             string
 	secret, redisURL                       string
 	nodes                                  int
 	quietThreshold                         float64
@@ -75,6 +76,7 @@ func run(args []string) int {
 	fs.BoolVar(&o.smoke, "smoke", false, "CI smoke: gateway only, few clients, a few seconds; exit 1 on any loss or protocol error")
 	fs.BoolVar(&o.noBuild, "no-build", false, "use the existing bin/gateway and bin/loadgen")
 	fs.BoolVar(&o.noReport, "no-report", false, "do not write the report")
+	fs.StringVar(&o.gatewayEnv, "gateway-env", "", "extra KEY=VALUE settings of the gateway process, comma-separated (e.g. GOMEMLIMIT=256MiB: a pod's memory limit)")
 	fs.IntVar(&o.idleMax, "idle-max", 20000, "idle: add a last stage of this many clients (capped by the open-file limit; 0 or up to 10000: no extra stage)")
 	fs.StringVar(&o.secret, "secret", "bench-secret", "MODAL_WEBHOOK_SECRET of every server (webhooks are signed)")
 	fs.StringVar(&o.redisURL, "redis-url", "", "REDIS_URL for the gateway (cluster hook; empty: single node)")
@@ -290,6 +292,9 @@ func bench(ctx context.Context, o options) int {
 	}
 	env := peers.Env{ModuleDir: o.moduleDir, GatewayBin: gwBin, Secret: o.secret, RedisURL: o.redisURL,
 		LogDir: filepath.Join(o.resultsDir, "logs")}
+	if o.gatewayEnv != "" {
+		env.GatewayEnv = strings.Split(o.gatewayEnv, ",")
+	}
 	meta := report.CollectMachine(o.repoDir, o.moduleDir)
 	meta.Command = "go run ./cmd/bench " + strings.Join(os.Args[1:], " ")
 	meta.Profile = o.profile

@@ -37,6 +37,7 @@ type Env struct {
 	Secret     string // MODAL_WEBHOOK_SECRET of every server
 	RedisURL   string // gateway only, for clusters (empty: single node)
 	LogDir     string // server stderr goes to LogDir/<name>-<tag>.log
+	GatewayEnv []string // extra KEY=VALUE settings of the gateway (bench -gateway-env)
 }
 
 // Server is one running server process.
@@ -97,6 +98,7 @@ func Start(ctx context.Context, env Env, name, tag string) (*Server, error) {
 			return nil, err
 		}
 		cmd.Env = append(cmd.Env, "GATEWAY_DEBUG_ADDR=127.0.0.1:"+strconv.Itoa(dport))
+		cmd.Env = append(cmd.Env, env.GatewayEnv...)
 		memURL = "http://127.0.0.1:" + strconv.Itoa(dport)
 	case Node:
 		cmd = exec.Command("node", "--expose-gc", filepath.Join(env.ModuleDir, "peers/node/server.js"))
