@@ -32,11 +32,11 @@ const Python = "/usr/bin/python3"
 
 // Env locates what the servers need.
 type Env struct {
-	ModuleDir  string // test/load
-	GatewayBin string // the built gateway
-	Secret     string // MODAL_WEBHOOK_SECRET of every server
-	RedisURL   string // gateway only, for clusters (empty: single node)
-	LogDir     string // server stderr goes to LogDir/<name>-<tag>.log
+	ModuleDir  string   // test/load
+	GatewayBin string   // the built gateway
+	Secret     string   // MODAL_WEBHOOK_SECRET of every server
+	RedisURL   string   // gateway only, for clusters (empty: single node)
+	LogDir     string   // server stderr goes to LogDir/<name>-<tag>.log
 	GatewayEnv []string // extra KEY=VALUE settings of the gateway (bench -gateway-env)
 }
 
