@@ -1148,6 +1148,6 @@ func GatewayEnv(objs []Object, gw *Gateway) []string {
 }
 
 // goRuntimeEnv are the Go runtime's own variables: settings of every Go
-// binary, read before main (the base sets GOMEMLIMIT from the container's
-// memory limit).
+// binary, read before main (an overlay may set them; the base sets
+// GATEWAY_MEMORY_LIMIT instead, which leaves the runtime 10% room).
 var goRuntimeEnv = map[string]bool{"GOMEMLIMIT": true, "GOGC": true, "GOMAXPROCS": true, "GODEBUG": true}
