@@ -440,6 +440,14 @@ type Config struct {
 	// registry's counts when it knows the batch. Default true.
 	StateOnJoin bool `mapstructure:"state-on-join"`
 
+	// MemoryLimit is `memory-limit` / GATEWAY_MEMORY_LIMIT, the container's
+	// memory limit in bytes (the manifests set it from the downward API).
+	// The Go runtime's soft memory limit is set to 90% of it, leaving room
+	// for what the runtime does not count (the binary's pages, the kernel's
+	// socket buffers are the kernel's), unless GOMEMLIMIT is set. 0 (the
+	// default): no soft limit beyond GOMEMLIMIT.
+	MemoryLimit int64 `mapstructure:"memory-limit"`
+
 	// MetricsAddr is `metrics-addr` / GATEWAY_METRICS_ADDR, host:port of a
 	// separate listener serving /metrics; when set, the main port does not
 	// serve it. Empty (the default) serves it on the main port.
@@ -612,6 +620,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("ping_timeout", c.PingTimeout),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
 		slog.String("debug_addr", c.DebugAddr),
+		slog.Int64("memory_limit", c.MemoryLimit),
 		slog.Bool("status_token", c.StatusToken != ""),
 		slog.Int("status_max_streams", c.StatusMaxStreams),
 	)

@@ -76,7 +76,7 @@ type roomMembers struct {
 // direct when the list was built, its WebSocket transport.
 type recipient struct {
 	sock *socket.Socket
-	ws   *wsTransport
+	ws   *frameWriter
 }
 
 // Broadcast sends packet to the sockets opts selects (rooms, minus except),
@@ -103,12 +103,12 @@ func (a *fanoutAdapter) Broadcast(p *parser.Packet, opts *socket.BroadcastOption
 		writeOpts.Compress = opts.Flags.Compress
 	}
 
-	var idle []*wsTransport
+	var idle []*frameWriter
 	delivered := 0
 	// The library's Broadcast also calls each socket's outgoing listeners
 	// (Socket.OnAnyOutgoing); the gateway registers none, so that per-socket
 	// call (a closure and a copy of an empty list) is left out.
-	send := func(sock *socket.Socket, t *wsTransport) {
+	send := func(sock *socket.Socket, t *frameWriter) {
 		delivered++
 		if frame != nil && t != nil {
 			if t.queueFrames(frame) {
@@ -317,25 +317,29 @@ func (a *fanoutAdapter) each(opts *socket.BroadcastOptions, fn func(*socket.Sock
 	}
 }
 
-// directTransport is sock's WebSocket transport when a broadcast may be
-// queued on it directly, else nil.
-func directTransport(sock *socket.Socket) *wsTransport {
+// directTransport is the write side of sock's WebSocket connection when a
+// broadcast may be queued on it directly, else nil.
+func directTransport(sock *socket.Socket) *frameWriter {
 	conn := sock.Client().Conn()
 	if conn.ReadyState() != "open" {
 		return nil
 	}
-	t, ok := conn.Transport().(*wsTransport)
-	if !ok || !t.direct.Load() {
-		return nil
+	switch t := conn.Transport().(type) {
+	case *leanTransport:
+		return &t.s.fw
+	case *wsTransport:
+		if t.direct.Load() {
+			return &t.fw
+		}
 	}
-	return t
+	return nil
 }
 
 // flushAll writes the connections whose write side the caller owns, in up
 // to GOMAXPROCS parallel chunks; the caller's goroutine takes the first.
 // It does not wait for the other chunks: each connection's order is kept
 // by its own pending list.
-func flushAll(idle []*wsTransport) {
+func flushAll(idle []*frameWriter) {
 	if len(idle) == 0 {
 		return
 	}
@@ -348,7 +352,7 @@ func flushAll(idle []*wsTransport) {
 	flushEach(idle[:min(size, len(idle))])
 }
 
-func flushEach(ts []*wsTransport) {
+func flushEach(ts []*frameWriter) {
 	for _, t := range ts {
 		t.flush()
 	}

@@ -41,6 +41,13 @@ func (g *handshakeGate) attach(args ...any) {
 	if !ok {
 		return
 	}
+	if ls, ok := conn.(*leanSession); ok {
+		// A lean session holds the packets itself, with no allocation
+		// unless one must wait (leanSession.waitGate).
+		ls.gateTimeout = g.timeout
+		ls.gated = true
+		return
+	}
 	cg := &connGate{ready: make(chan struct{}), closed: make(chan struct{})}
 	id := conn.Id()
 	g.mu.Lock()

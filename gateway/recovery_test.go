@@ -110,6 +110,11 @@ func TestHeartbeatSavesLostSessions(t *testing.T) {
 	defer c.conn.Close()
 	c.send("40")
 	r := readConnect(t, c)
+	// The session is stored by the connection handler, which the library
+	// runs after it wrote the CONNECT reply: wait for it (bounded).
+	for i := 0; i < 250 && store.Len() == 0; i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
 	if store.Len() != 1 {
 		t.Fatalf("%d sessions stored, want 1", store.Len())
 	}

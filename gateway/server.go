@@ -107,6 +107,10 @@ type Options struct {
 	// libraryWebSocket serves WebSocket with the library's own transport and
 	// room adapter; only benchmarks use it, as the reference run.
 	libraryWebSocket bool
+	// libraryEngine keeps WebSocket-first sessions on the library's engine
+	// socket (with the gateway's transport), as before the lean sessions;
+	// only benchmarks use it, as the reference run.
+	libraryEngine bool
 }
 
 // Server is the Socket.IO side of the gateway.
@@ -219,7 +223,15 @@ func New(opts Options) *Server {
 	}
 
 	s.io = socket.NewServer(nil, so)
-	s.eio = engine.NewServer(so)
+	if opts.libraryWebSocket || opts.libraryEngine {
+		s.eio = engine.NewServer(so)
+	} else {
+		// WebSocket-first sessions are the gateway's lean sessions
+		// (leanengine.go); the rest stays the library's.
+		s.eio = newLeanEngine(&engineOptions{lib: so, pingInterval: opts.PingInterval,
+			pingTimeout: opts.PingTimeout, maxPayload: opts.MaxMessageBytes,
+			writeTimeout: opts.wsWriteTimeout, onLimit: s.slowClient})
+	}
 	// The gate's listener must see each connection before Socket.IO does.
 	if !opts.disableGate {
 		_ = s.eio.On("connection", s.gate.attach)
@@ -372,7 +384,11 @@ func (s *Server) onConnection(args ...any) {
 		s.opts.Protocol.Disconnected(ctx, m)
 	})
 	// The namespace is registered now: release what the gate held.
-	s.gate.open(sock.Conn().Id())
+	if ls, ok := sock.Conn().(*leanSession); ok {
+		ls.openGate() // a lean session keeps its gate itself (gate.go)
+	} else {
+		s.gate.open(sock.Conn().Id())
+	}
 }
 
 // onEvent answers one client event: args are the event name, its arguments

@@ -1,14 +1,10 @@
 package gateway
 
 import (
-	"encoding/binary"
 	"errors"
 	"io"
 	"net"
-	"os"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -17,7 +13,6 @@ import (
 	"github.com/zishang520/socket.io/servers/engine/v3/transports"
 	"github.com/zishang520/socket.io/v3/pkg/slices"
 	"github.com/zishang520/socket.io/v3/pkg/types"
-	"golang.org/x/sys/unix"
 )
 
 // This file is the gateway's seam in the library's transport layer: a
@@ -47,16 +42,6 @@ import (
 // off for this transport too), and the control frames gorilla would write
 // on its own (pong, close reply) are queued the same way (newWSTransport).
 
-// maxPendingBytes bounds what a connection may have queued and unwritten.
-const maxPendingBytes = 8 << 20
-
-// writeTimeout bounds one blocking write to a client that does not read.
-const writeTimeout = 10 * time.Second
-
-// errSlowClient closes a connection whose unread backlog passed
-// maxPendingBytes.
-var errSlowClient = errors.New("gateway: client reads too slowly, more than 8 MiB queued")
-
 // wsBuilder registers wsTransport as the engine's "websocket" transport.
 type wsBuilder struct {
 	pingDelay    time.Duration // see wsTransport.Send
@@ -70,10 +55,8 @@ type wsBuilder struct {
 
 func (b wsBuilder) New(ctx *types.HttpContext) transports.Transport {
 	w := newWSTransport(ctx, b.pingDelay)
-	w.onLimit = b.onLimit
-	if b.writeTimeout > 0 {
-		w.writeTimeout = b.writeTimeout
-	}
+	w.fw.onLimit = b.onLimit
+	w.fw.writeTimeout = b.writeTimeout
 	return w
 }
 func (wsBuilder) Name() string          { return transports.WEBSOCKET }
@@ -94,40 +77,29 @@ type wsTransport struct {
 
 	idleTimeout time.Duration
 	socket      *types.WebSocketConn
-	conn        net.Conn
-	raw         syscall.RawConn // nil when conn has no file descriptor
 	pingDelay   time.Duration
-	onLimit     func(limit string) // see wsBuilder; nil in some tests
-	// writeTimeout bounds one blocking write (the writeTimeout constant
-	// unless a test sets it).
-	writeTimeout time.Duration
+	fw          frameWriter
 
 	// direct is true once broadcasts may bypass the engine: from the start
 	// for a WebSocket-first session, after the upgrade for an upgraded one
 	// (when the engine has handed over what it buffered meanwhile).
 	direct atomic.Bool
-
-	mu           sync.Mutex
-	pending      net.Buffers // frames queued and not yet written, in order
-	pendingBytes int
-	spare        net.Buffers // the previous batch's array, reused
-	writing      bool        // a goroutine owns the write side
-	closing      bool        // close the connection once pending is written
-	closed       bool        // the connection is closed: frames are dropped
 }
 
 func newWSTransport(ctx *types.HttpContext, pingDelay time.Duration) *wsTransport {
-	w := &wsTransport{Transport: transports.MakeTransport(), pingDelay: pingDelay, writeTimeout: writeTimeout}
+	w := &wsTransport{Transport: transports.MakeTransport(), pingDelay: pingDelay}
 	w.Prototype(w)
 	w.Transport.Construct(ctx)
 
 	w.idleTimeout = ctx.IdleTimeout
 	w.socket = ctx.Websocket
-	w.conn = w.socket.NetConn()
-	if sc, ok := w.conn.(syscall.Conn); ok {
-		if raw, err := sc.SyscallConn(); err == nil {
-			w.raw = raw
+	w.fw.init(w.socket.NetConn())
+	w.fw.closeConn = func() { _ = w.socket.Close() }
+	w.fw.failed = func(err error) {
+		if errors.Is(err, errSlowClient) {
+			w.socket.Emit("error", err)
 		}
+		_ = w.socket.Close()
 	}
 	// An upgrade request names its session; its transport is not the
 	// session's until the upgrade completes (read).
@@ -144,9 +116,7 @@ func newWSTransport(ctx *types.HttpContext, pingDelay time.Duration) *wsTranspor
 	// they are queued behind the data frames instead, never written in the
 	// middle of one.
 	w.socket.SetPingHandler(func(data string) error {
-		if w.queueFrames(appendFrame(nil, ws.PongMessage, []byte(data))) {
-			w.flush()
-		}
+		w.fw.send(appendFrame(nil, ws.PongMessage, []byte(data)))
 		return nil
 	})
 	w.socket.SetCloseHandler(func(code int, _ string) error {
@@ -154,9 +124,7 @@ func newWSTransport(ctx *types.HttpContext, pingDelay time.Duration) *wsTranspor
 		if code != ws.CloseNoStatusReceived {
 			payload = ws.FormatCloseMessage(code, "")
 		}
-		if w.queueFrames(appendFrame(nil, ws.CloseMessage, payload)) {
-			w.flush()
-		}
+		w.fw.send(appendFrame(nil, ws.CloseMessage, payload))
 		return nil
 	})
 
@@ -290,201 +258,28 @@ func (w *wsTransport) Send(packets []*packet.Packet) {
 		}
 		frames = append(frames, appendFrame(nil, opcode, data.Bytes()))
 	}
-	if len(frames) > 0 && w.queueFrames(frames...) {
-		w.flush()
+	if len(frames) > 0 {
+		w.fw.send(frames...)
 	}
 	if len(pings) > 0 {
-		time.AfterFunc(w.pingDelay, func() {
-			if w.queueFrames(pings...) {
-				w.flush()
-			}
-		})
+		time.AfterFunc(w.pingDelay, func() { w.fw.send(pings...) })
 	}
 	w.Emit("drain")
 }
 
-// queueFrames appends frames to the pending list. It reports true when
-// the caller now owns the write side and must call flush.
-func (w *wsTransport) queueFrames(frames ...[]byte) (mustFlush bool) {
-	w.mu.Lock()
-	if w.closed || w.closing {
-		w.mu.Unlock()
-		return false
-	}
-	for _, f := range frames {
-		w.pending = append(w.pending, f)
-		w.pendingBytes += len(f)
-	}
-	if w.pendingBytes > maxPendingBytes {
-		w.mu.Unlock()
-		w.writeFailed(errSlowClient)
-		return false
-	}
-	mustFlush = !w.writing
-	w.writing = true
-	w.mu.Unlock()
-	return mustFlush
-}
-
-// takeBatch hands the owner of the write side the pending frames, or
-// releases the write side when there are none (closing the connection
-// when a close was waiting for the writes).
-func (w *wsTransport) takeBatch() (net.Buffers, bool) {
-	w.mu.Lock()
-	batch := w.pending
-	if len(batch) == 0 || w.closed {
-		w.writing = false
-		closeNow := w.closing && !w.closed
-		w.mu.Unlock()
-		if closeNow {
-			_ = w.socket.Close()
-		}
-		return nil, false
-	}
-	w.pending = w.spare[:0]
-	w.spare = nil
-	w.pendingBytes = 0
-	w.mu.Unlock()
-	return batch, true
-}
-
-// recycle keeps a written batch's array for the next one.
-func (w *wsTransport) recycle(batch net.Buffers) {
-	clear(batch[:cap(batch)]) // drop the frames so a finished broadcast can be freed
-	w.mu.Lock()
-	if w.spare == nil && cap(batch) <= 64 {
-		w.spare = batch[:0]
-	}
-	w.mu.Unlock()
-}
-
-// flush writes the pending frames without ever blocking: when the socket
-// buffer fills, the rest goes to writeBlocking on a goroutine of its own.
-// Only the owner of the write side calls it.
-func (w *wsTransport) flush() {
-	for {
-		batch, ok := w.takeBatch()
-		if !ok {
-			return
-		}
-		rest, err := w.tryWrite(batch)
-		if err != nil {
-			w.writeFailed(err)
-			return
-		}
-		if len(rest) > 0 {
-			go w.writeBlocking(rest)
-			return
-		}
-		w.recycle(batch)
-	}
-}
-
-// writeBlocking finishes rest and then every batch queued meanwhile, with
-// blocking writes bounded by writeTimeout, then releases the write side.
-func (w *wsTransport) writeBlocking(rest net.Buffers) {
-	for {
-		_ = w.conn.SetWriteDeadline(time.Now().Add(w.writeTimeout))
-		_, err := rest.WriteTo(w.conn)
-		_ = w.conn.SetWriteDeadline(time.Time{})
-		if err != nil {
-			w.writeFailed(err)
-			return
-		}
-		batch, ok := w.takeBatch()
-		if !ok {
-			return
-		}
-		rest = batch
-	}
-}
-
-// tryWrite writes as much of batch as the socket takes now and returns
-// what is left. Without a file descriptor it returns batch unwritten.
-func (w *wsTransport) tryWrite(batch net.Buffers) (net.Buffers, error) {
-	if w.raw == nil {
-		return batch, nil
-	}
-	for len(batch) > 0 {
-		chunk := batch
-		if len(chunk) > maxIovecs {
-			chunk = chunk[:maxIovecs]
-		}
-		var n int
-		var werr error
-		if err := w.raw.Write(func(fd uintptr) bool {
-			for {
-				n, werr = unix.Writev(int(fd), chunk)
-				if werr != unix.EINTR {
-					return true
-				}
-			}
-		}); err != nil {
-			return nil, err
-		}
-		if n > 0 {
-			batch = consume(batch, n)
-		}
-		if werr == unix.EAGAIN {
-			return batch, nil
-		}
-		if werr != nil {
-			return nil, werr
-		}
-	}
-	return nil, nil
-}
-
-// maxIovecs is Linux's IOV_MAX: the most buffers one writev takes.
-const maxIovecs = 1024
-
-// consume drops the first n written bytes of bufs.
-func consume(bufs net.Buffers, n int) net.Buffers {
-	for len(bufs) > 0 && n >= len(bufs[0]) {
-		n -= len(bufs[0])
-		bufs[0] = nil
-		bufs = bufs[1:]
-	}
-	if n > 0 && len(bufs) > 0 {
-		bufs[0] = bufs[0][n:]
-	}
-	return bufs
-}
-
-// writeFailed drops what is pending and closes the transport.
-func (w *wsTransport) writeFailed(err error) {
-	w.mu.Lock()
-	first := !w.closed // two senders can both find the backlog past the bound
-	w.closed = true
-	w.writing = false
-	clear(w.pending)
-	w.pending, w.pendingBytes = nil, 0
-	w.mu.Unlock()
-	if errors.Is(err, errSlowClient) {
-		w.limitHit(first, LimitWSBuffer)
-		w.socket.Emit("error", err)
-		_ = w.socket.Close()
-		return
-	}
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		w.limitHit(first, LimitWSWriteTimeout)
-	}
-	_ = w.socket.Close()
-}
-
-// limitHit reports a disconnect by a bound of this file, once per
-// connection (first: this failure closed it).
-func (w *wsTransport) limitHit(first bool, limit string) {
-	if first && w.onLimit != nil {
-		w.onLimit(limit)
-	}
+// closeWith ends the session from the reader: a close frame with code is
+// queued, the engine learns the transport closed, and the connection is
+// closed once the frame is written.
+func (w *wsTransport) closeWith(code int) {
+	w.fw.send(appendFrame(nil, ws.CloseMessage, ws.FormatCloseMessage(code, "")))
+	w.OnClose()
 }
 
 // OnClose marks the transport closed (the engine learns it from the
 // "close" event) and closes the connection once what is queued, such as
 // the reply to a client's close frame, is written.
 func (w *wsTransport) OnClose() {
-	w.closeAfterWrites()
+	w.fw.closeAfterWrites()
 	w.Transport.OnClose()
 }
 
@@ -493,47 +288,5 @@ func (w *wsTransport) DoClose(fn types.Callable) {
 	if fn != nil {
 		fn()
 	}
-	w.closeAfterWrites()
-}
-
-// closeAfterWrites refuses further frames and closes the connection now
-// when no write is in progress, else lets the writer close it when done
-// (within writeTimeout).
-func (w *wsTransport) closeAfterWrites() {
-	w.mu.Lock()
-	w.closing = true
-	idle := !w.writing
-	w.mu.Unlock()
-	if idle {
-		_ = w.socket.Close()
-	}
-}
-
-// closeWith ends the session from the reader: a close frame with code is
-// queued, the engine learns the transport closed, and the connection is
-// closed once the frame is written.
-func (w *wsTransport) closeWith(code int) {
-	if w.queueFrames(appendFrame(nil, ws.CloseMessage, ws.FormatCloseMessage(code, ""))) {
-		w.flush()
-	}
-	w.OnClose()
-}
-
-// appendFrame appends an unmasked, final server frame (RFC 6455 5.2).
-func appendFrame(dst []byte, opcode byte, payload []byte) []byte {
-	return append(appendFrameHeader(dst, opcode, len(payload)), payload...)
-}
-
-// appendFrameHeader appends the header of an unmasked, final server frame
-// of n payload bytes.
-func appendFrameHeader(dst []byte, opcode byte, n int) []byte {
-	switch {
-	case n <= 125:
-		return append(dst, 0x80|opcode, byte(n))
-	case n <= 0xffff:
-		return append(dst, 0x80|opcode, 126, byte(n>>8), byte(n))
-	default:
-		dst = append(dst, 0x80|opcode, 127)
-		return binary.BigEndian.AppendUint64(dst, uint64(n))
-	}
+	w.fw.closeAfterWrites()
 }

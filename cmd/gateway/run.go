@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
+	"runtime/debug"
 
 	"github.com/meshgen/gateway/app"
 	"github.com/meshgen/gateway/cli"
@@ -35,6 +37,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // serve runs the gateway with cfg until ctx ends.
 func serve(ctx context.Context, cfg config.Config, stderr io.Writer) int {
 	log := newLogger(cfg, stderr).With(slog.String("version", version))
+	if l := softMemoryLimit(cfg.MemoryLimit, os.Getenv("GOMEMLIMIT")); l > 0 {
+		debug.SetMemoryLimit(l)
+		log.Info("Go runtime soft memory limit set", slog.Int64("bytes", l), slog.Int64("memory_limit", cfg.MemoryLimit))
+	}
 	a, err := app.New(cfg, log, version)
 	if err != nil {
 		log.Error("start-up failed", slog.String("error", err.Error()))
@@ -64,4 +70,15 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// softMemoryLimit is the Go runtime's soft memory limit for a container
+// limit of limit bytes (config memory-limit): 90% of it, the rest left to
+// what the runtime does not count (the binary's own pages among them). 0
+// when there is no limit or GOMEMLIMIT is set (the runtime applied it).
+func softMemoryLimit(limit int64, gomemlimit string) int64 {
+	if limit <= 0 || gomemlimit != "" {
+		return 0
+	}
+	return limit / 10 * 9
 }

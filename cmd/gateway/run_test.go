@@ -139,3 +139,19 @@ func TestNewLoggerFormats(t *testing.T) {
 		}
 	}
 }
+
+func TestSoftMemoryLimit(t *testing.T) {
+	for _, c := range []struct {
+		limit int64
+		env   string
+		want  int64
+	}{
+		{512 << 20, "", 512 << 20 / 10 * 9},
+		{512 << 20, "400MiB", 0},
+		{0, "", 0},
+	} {
+		if got := softMemoryLimit(c.limit, c.env); got != c.want {
+			t.Errorf("softMemoryLimit(%d, %q) = %d, want %d", c.limit, c.env, got, c.want)
+		}
+	}
+}

@@ -520,7 +520,7 @@ func (c *checker) checkGatewayEnv() {
 	sort.Strings(names)
 	for _, name := range names {
 		v := env[name]
-		if _, ok := c.settings[name]; !ok {
+		if _, ok := c.settings[name]; !ok && !goRuntimeEnv[name] {
 			c.addf(id, "container %s: env %s (from %s) is not a setting of the binary: `gateway --help` prints no `(env %s)`, so the binary ignores it", ctr.Name, name, v.origin, name)
 		}
 		if strings.HasSuffix(name, "_SECRET") && !v.secret {
@@ -1152,3 +1152,8 @@ func GatewayEnv(objs []Object, gw *Gateway) []string {
 	c.checkGatewayEnv()
 	return c.configEnv()
 }
+
+// goRuntimeEnv are the Go runtime's own variables: settings of every Go
+// binary, read before main (an overlay may set them; the base sets
+// GATEWAY_MEMORY_LIMIT instead, which leaves the runtime 10% room).
+var goRuntimeEnv = map[string]bool{"GOMEMLIMIT": true, "GOGC": true, "GOMAXPROCS": true, "GODEBUG": true}

@@ -49,6 +49,7 @@ type options struct {
 	profile                                string
 	smoke, noBuild, noReport               bool
 	idleMax                                int
+	gatewayEnv                             string
 	secret, redisURL                       string
 	nodes                                  int
 	quietThreshold                         float64
@@ -75,6 +76,7 @@ func run(args []string) int {
 	fs.BoolVar(&o.smoke, "smoke", false, "CI smoke: gateway only, few clients, a few seconds; exit 1 on any loss or protocol error")
 	fs.BoolVar(&o.noBuild, "no-build", false, "use the existing bin/gateway and bin/loadgen")
 	fs.BoolVar(&o.noReport, "no-report", false, "do not write the report")
+	fs.StringVar(&o.gatewayEnv, "gateway-env", "", "extra KEY=VALUE settings of the gateway process, comma-separated (e.g. GOMEMLIMIT=256MiB: a pod's memory limit)")
 	fs.IntVar(&o.idleMax, "idle-max", 20000, "idle: add a last stage of this many clients (capped by the open-file limit; 0 or up to 10000: no extra stage)")
 	fs.StringVar(&o.secret, "secret", "bench-secret", "MODAL_WEBHOOK_SECRET of every server (webhooks are signed)")
 	fs.StringVar(&o.redisURL, "redis-url", "", "REDIS_URL for the gateway (cluster hook; empty: single node)")
@@ -210,6 +212,10 @@ func plans(o options) (map[string]plan, []string) {
 		}
 		p["idle"] = plan{args: []string{"-scenario", "idle", "-stages", strings.Join(stages, ","), "-settle", "2s",
 			"-idle-window", "10s", "-source-ips", "8"}, timeout: 6 * time.Minute}
+		// Idle long-polling clients (not in the default list): each holds
+		// a pending GET in the server; RSS per client as for idle.
+		p["idlepolling"] = plan{args: []string{"-scenario", "idle", "-stages", "500,2000", "-polling-share", "1",
+			"-settle", "2s", "-idle-window", "5s"}, timeout: 3 * time.Minute}
 		fanRates := "2k,5k,10k,20k,30k,40k,60k,80k,100k,130k,160k,200k,250k"
 		p["fanout"] = plan{args: []string{"-scenario", "fanout", "-clients", "1000", "-rates-are-deliveries",
 			"-rates", fanRates, "-step", "4s"}, timeout: 4 * time.Minute}
@@ -286,6 +292,9 @@ func bench(ctx context.Context, o options) int {
 	}
 	env := peers.Env{ModuleDir: o.moduleDir, GatewayBin: gwBin, Secret: o.secret, RedisURL: o.redisURL,
 		LogDir: filepath.Join(o.resultsDir, "logs")}
+	if o.gatewayEnv != "" {
+		env.GatewayEnv = strings.Split(o.gatewayEnv, ",")
+	}
 	meta := report.CollectMachine(o.repoDir, o.moduleDir)
 	meta.Command = "go run ./cmd/bench " + strings.Join(os.Args[1:], " ")
 	meta.Profile = o.profile
@@ -421,7 +430,7 @@ func runOne(ctx context.Context, o options, env peers.Env, lgBin string, pl plan
 			s.Stop()
 		}
 	}()
-	var urls, pids []string
+	var urls, pids, mems []string
 	for i := 0; i < max(o.nodes, 1); i++ {
 		t := tag
 		if o.nodes > 1 {
@@ -434,11 +443,17 @@ func runOne(ctx context.Context, o options, env peers.Env, lgBin string, pl plan
 		nodes = append(nodes, s)
 		urls = append(urls, s.URL)
 		pids = append(pids, strconv.Itoa(s.PID()))
+		if s.MemURL != "" {
+			mems = append(mems, s.MemURL)
+		}
 	}
 	args := append([]string{"-label", srv, "-url", strings.Join(urls, ","), "-pid", strings.Join(pids, ","), "-secret", o.secret,
 		"-max-duration", pl.timeout.String()}, pl.args...)
 	if pl.strict {
 		args = append(args, "-strict")
+	}
+	if len(mems) > 0 && len(mems) == len(urls) {
+		args = append(args, "-mem-url", strings.Join(mems, ","))
 	}
 	if (o.source == "batch" || pl.batch) && pl.name != "ingest" && pl.name != "smoke-ingest" {
 		if srv == peers.Gateway {

@@ -35,6 +35,7 @@ func run() int {
 		label       = flag.String("label", "server", "server name written in every record")
 		urls        = flag.String("url", "http://127.0.0.1:5000", "server base URL(s), comma-separated: clients are spread round-robin, events go to the first (cluster hook)")
 		pids        = flag.String("pid", "", "server PID(s), comma-separated, for CPU and RSS from /proc")
+		memURLs     = flag.String("mem-url", "", "idle: where each server's live heap and goroutines are read (the gateway's debug-addr, the node peer's URL), comma-separated")
 		src         = flag.String("source", "webhook", "event source: webhook (signed Modal webhooks), publish (POST /api/events, provisional), emitter (peers' /_bench/emit)")
 		secret      = flag.String("secret", "", "MODAL_WEBHOOK_SECRET of the server (empty: unsigned)")
 		clients     = flag.Int("clients", 1000, "clients (fanout, burst, rooms, e2e)")
@@ -85,6 +86,17 @@ func run() int {
 		}
 	}
 
+	var memList []string
+	for _, u := range strings.Split(*memURLs, ",") {
+		if u = strings.TrimRight(strings.TrimSpace(u), "/"); u != "" {
+			if err := loopbackOnly(u); err != nil {
+				fmt.Fprintln(os.Stderr, "loadgen:", err)
+				return 2
+			}
+			memList = append(memList, u)
+		}
+	}
+
 	ctx, cancel := context.WithTimeout(context.Background(), *maxDur)
 	defer cancel()
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
@@ -116,7 +128,7 @@ func run() int {
 		n = stageList[len(stageList)-1]
 	}
 	h, err := scenario.New(scenario.Config{
-		Label: *label, URLs: urlList, PIDs: pidList, Source: *src, Secret: *secret,
+		Label: *label, URLs: urlList, PIDs: pidList, MemURLs: memList, Source: *src, Secret: *secret,
 		Clients: n, PollingShare: *polling, Rooms: *rooms, JoinBatch: *joinBatch,
 		ConnectConcurrency: *connConc, SourceIPs: *srcIPs, Workers: *workers, QuietThreshold: *quiet,
 		Emit: emit, Logf: logf,

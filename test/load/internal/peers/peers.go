@@ -38,6 +38,7 @@ type Env struct {
 	RedisURL   string   // gateway only, for clusters (empty: single node)
 	LogDir     string   // server stderr goes to LogDir/<name>-<tag>.log
 	Extra      []string // more environment variables of every server
+	GatewayEnv []string // extra KEY=VALUE settings of the gateway (bench -gateway-env)
 }
 
 // Server is one running server process.
@@ -45,10 +46,13 @@ type Server struct {
 	Name string
 	URL  string
 	Port int
-	cmd  *exec.Cmd
-	log  *os.File
-	done chan struct{}
-	err  error
+	// MemURL serves the live heap and goroutine count (internal/memprobe):
+	// the gateway's profiler listener, the node peer itself; empty for flask.
+	MemURL string
+	cmd    *exec.Cmd
+	log    *os.File
+	done   chan struct{}
+	err    error
 }
 
 // PID of the server process.
@@ -77,23 +81,37 @@ func Start(ctx context.Context, env Env, name, tag string) (*Server, error) {
 // and waits until it answers.
 func StartOn(ctx context.Context, env Env, name, tag string, port int) (*Server, error) {
 	var cmd *exec.Cmd
+	memURL := ""
 	common := []string{"PORT=" + strconv.Itoa(port), "MODAL_WEBHOOK_SECRET=" + env.Secret}
 	switch name {
 	case Gateway:
 		cmd = exec.Command(env.GatewayBin)
 		cmd.Env = append(os.Environ(), common...)
 		// The harness measures capacity: the handshake rate bounds, which
-		// would cap the connect rate, are off.
+		// would cap the connect rate, are off, and one loopback address may
+		// hold every connection (the default share is at most 1,024 per
+		// address; the generator spreads its clients over only 8).
 		cmd.Env = append(cmd.Env, "GATEWAY_ENV=development", "GATEWAY_HOST=127.0.0.1", "GATEWAY_LOG_LEVEL=warn",
 			"GATEWAY_EVENTS_SECRET="+env.Secret+source.EventsSecretSuffix,
-			"GATEWAY_HANDSHAKE_RATE=0", "GATEWAY_HANDSHAKE_RATE_PER_IP=0")
+			"GATEWAY_HANDSHAKE_RATE=0", "GATEWAY_HANDSHAKE_RATE_PER_IP=0",
+			"GATEWAY_MAX_CONNECTIONS_PER_IP=1000000")
 		if env.RedisURL != "" {
 			cmd.Env = append(cmd.Env, "REDIS_URL="+env.RedisURL)
 		}
+		// The profiler on a port of its own: the idle scenario reads the
+		// live heap (after a forced GC) and the goroutines there.
+		dport, err := FreePort()
+		if err != nil {
+			return nil, err
+		}
+		cmd.Env = append(cmd.Env, "GATEWAY_DEBUG_ADDR=127.0.0.1:"+strconv.Itoa(dport))
+		cmd.Env = append(cmd.Env, env.GatewayEnv...)
+		memURL = "http://127.0.0.1:" + strconv.Itoa(dport)
 	case Node:
-		cmd = exec.Command("node", filepath.Join(env.ModuleDir, "peers/node/server.js"))
+		cmd = exec.Command("node", "--expose-gc", filepath.Join(env.ModuleDir, "peers/node/server.js"))
 		cmd.Env = append(os.Environ(), common...)
 		cmd.Env = append(cmd.Env, "HOST=127.0.0.1", "BENCH_EMITTER=1", "NODE_ENV=production")
+		memURL = "http://127.0.0.1:" + strconv.Itoa(port)
 	case Flask:
 		cmd = exec.Command(Python, filepath.Join(env.ModuleDir, "peers/flask/server.py"))
 		cmd.Env = append(os.Environ(), common...)
@@ -115,7 +133,7 @@ func StartOn(ctx context.Context, env Env, name, tag string, port int) (*Server,
 		lf.Close()
 		return nil, fmt.Errorf("peers: start %s: %w", name, err)
 	}
-	s := &Server{Name: name, Port: port, URL: "http://127.0.0.1:" + strconv.Itoa(port), cmd: cmd, log: lf, done: make(chan struct{})}
+	s := &Server{Name: name, Port: port, URL: "http://127.0.0.1:" + strconv.Itoa(port), MemURL: memURL, cmd: cmd, log: lf, done: make(chan struct{})}
 	go func() { s.err = cmd.Wait(); close(s.done) }()
 	if err := s.waitReady(ctx, 30*time.Second); err != nil {
 		s.Stop()

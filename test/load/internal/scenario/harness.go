@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/meshgen/gateway/test/load/internal/eio"
+	"github.com/meshgen/gateway/test/load/internal/memprobe"
 	"github.com/meshgen/gateway/test/load/internal/procstat"
 	"github.com/meshgen/gateway/test/load/internal/source"
 	"github.com/meshgen/gateway/test/load/internal/stats"
@@ -27,6 +28,9 @@ type Config struct {
 	Label string   // server name in the records (gateway, node, flask)
 	URLs  []string // server base URLs; clients are spread round-robin, events go to URLs[0]
 	PIDs  []int    // server processes, for CPU and RSS
+	// MemURLs are where the servers' live heap and goroutines are read
+	// (internal/memprobe); empty: not measured.
+	MemURLs []string
 
 	Source string // webhook, publish, emitter
 	Secret string // webhook HMAC key (or publish token)
@@ -164,6 +168,30 @@ func (h *Harness) noteError(kind string, err error) {
 	if len(h.errSamples) < 10 {
 		h.errSamples = append(h.errSamples, kind+": "+err.Error())
 	}
+}
+
+// MemSample reads the servers' live heap and goroutines, summed
+// (internal/memprobe). ok is false when they are not measured or a read
+// failed (noted as an error sample).
+func (h *Harness) MemSample(ctx context.Context) (memprobe.Sample, bool) {
+	if len(h.cfg.MemURLs) == 0 {
+		return memprobe.Sample{}, false
+	}
+	var sum memprobe.Sample
+	for _, u := range h.cfg.MemURLs {
+		s, err := memprobe.Read(ctx, u)
+		if err != nil {
+			h.noteError("memprobe", err)
+			return memprobe.Sample{}, false
+		}
+		sum.HeapBytes += s.HeapBytes
+		if s.Goroutines < 0 {
+			sum.Goroutines = -1
+		} else if sum.Goroutines >= 0 {
+			sum.Goroutines += s.Goroutines
+		}
+	}
+	return sum, true
 }
 
 // ServerSample reads the server processes.

@@ -38,18 +38,22 @@ type IdleParams struct {
 
 // StageResult is one idle stage.
 type StageResult struct {
-	Type             string          `json:"type"`
-	Label            string          `json:"server"`
-	Clients          int             `json:"clients"`
-	Connect          ConnectResult   `json:"connect"`
-	RSSBaseline      int64           `json:"server_rss_baseline_bytes"`
-	RSS              int64           `json:"server_rss_bytes"`
-	RSSPerConn       float64         `json:"server_rss_per_conn_bytes"`
-	Idle             procstat.Window `json:"server_idle_cpu"`
-	IdleCPUPer10k    float64         `json:"server_idle_cpu_percent_per_10k"`
-	GenRSS           int64           `json:"generator_rss_bytes"`
-	GenIdle          procstat.Window `json:"generator_idle_cpu"`
-	DisconnectsSoFar int64           `json:"disconnects_so_far"`
+	Type              string          `json:"type"`
+	Label             string          `json:"server"`
+	Clients           int             `json:"clients"`
+	Connect           ConnectResult   `json:"connect"`
+	RSSBaseline       int64           `json:"server_rss_baseline_bytes"`
+	RSS               int64           `json:"server_rss_bytes"`
+	RSSPerConn        float64         `json:"server_rss_per_conn_bytes"`
+	Idle              procstat.Window `json:"server_idle_cpu"`
+	IdleCPUPer10k     float64         `json:"server_idle_cpu_percent_per_10k"`
+	Heap              int64           `json:"server_heap_bytes,omitempty"` // live heap after a forced GC (memprobe)
+	HeapPerConn       float64         `json:"server_heap_per_conn_bytes,omitempty"`
+	Goroutines        int64           `json:"server_goroutines,omitempty"`
+	GoroutinesPerConn float64         `json:"server_goroutines_per_conn,omitempty"`
+	GenRSS            int64           `json:"generator_rss_bytes"`
+	GenIdle           procstat.Window `json:"generator_idle_cpu"`
+	DisconnectsSoFar  int64           `json:"disconnects_so_far"`
 }
 
 // Idle connects clients in stages and measures memory and idle CPU.
@@ -59,6 +63,7 @@ func Idle(ctx context.Context, h *Harness, p IdleParams) Result {
 			"polling_share": h.cfg.PollingShare, "rooms": h.cfg.Rooms}}
 	time.Sleep(500 * time.Millisecond)
 	base := h.ServerSample()
+	baseMem, memOK := h.MemSample(ctx)
 	prev, prevN := base.RSS, 0
 	h.cfg.Logf("%s idle: baseline RSS %.1f MB", h.cfg.Label, float64(base.RSS)/1e6)
 	for _, n := range p.Stages {
@@ -82,9 +87,21 @@ func Idle(ctx context.Context, h *Harness, p IdleParams) Result {
 			st.RSSPerConn = float64(s1.RSS-base.RSS) / float64(c)
 			st.IdleCPUPer10k = st.Idle.CPUPercent * 10000 / float64(c)
 		}
+		// Read after the RSS: the forced GC must not shrink it first.
+		if m, ok := h.MemSample(ctx); ok && memOK && c > 0 {
+			st.Heap = m.HeapBytes
+			st.HeapPerConn = float64(m.HeapBytes-baseMem.HeapBytes) / float64(c)
+			k := strconv.Itoa(n)
+			res.Figures["heap_per_conn_kb@"+k] = st.HeapPerConn / 1024
+			if m.Goroutines >= 0 {
+				st.Goroutines = m.Goroutines
+				st.GoroutinesPerConn = float64(m.Goroutines-baseMem.Goroutines) / float64(c)
+				res.Figures["goroutines_per_conn@"+k] = st.GoroutinesPerConn
+			}
+		}
 		h.cfg.Emit(st)
-		h.cfg.Logf("%s idle: %d clients (%d errors) in %.2fs (%.0f/s), RSS %.1f MB (%.1f KB/conn), idle CPU %.2f%%",
-			h.cfg.Label, c, cr.Errors, cr.Seconds, cr.PerSecond, float64(s1.RSS)/1e6, st.RSSPerConn/1024, st.Idle.CPUPercent)
+		h.cfg.Logf("%s idle: %d clients (%d errors) in %.2fs (%.0f/s), RSS %.1f MB (%.1f KB/conn), heap %.1f KB/conn, %.2f goroutines/conn, idle CPU %.2f%%",
+			h.cfg.Label, c, cr.Errors, cr.Seconds, cr.PerSecond, float64(s1.RSS)/1e6, st.RSSPerConn/1024, st.HeapPerConn/1024, st.GoroutinesPerConn, st.Idle.CPUPercent)
 		k := strconv.Itoa(n)
 		res.Figures["connected@"+k] = float64(c)
 		res.Figures["connect_errors@"+k] = float64(cr.Errors)

@@ -7,7 +7,8 @@
 //
 // BENCH_EMITTER=1 also serves POST /_bench/emit {"events":[{event, room,
 // data}]}: a batch emitted straight from the process (the harness's
-// "emitter" source, for pure fan-out measurement).
+// "emitter" source, for pure fan-out measurement), and GET /_bench/mem:
+// process.memoryUsage() after a full GC (node --expose-gc).
 //
 // For the rolling-restart scenario (cmd/rolling), several processes share
 // one Redis:
@@ -117,6 +118,12 @@ const server = http.createServer((req, res) => {
   if (req.method === 'POST' && req.url === '/api/webhooks/modal') return webhook(req, res);
   if (EMITTER && req.method === 'POST' && req.url === '/_bench/emit') return benchEmit(req, res);
   if (req.method === 'GET' && req.url === '/livez') return sendJSON(res, 200, { status: 'ok' });
+  if (EMITTER && req.method === 'GET' && req.url === '/_bench/mem') {
+    // The idle scenario's live heap: after a full GC when node runs with
+    // --expose-gc (the harness starts it so).
+    if (typeof global.gc === 'function') global.gc();
+    return sendJSON(res, 200, process.memoryUsage());
+  }
   // socket.io answers its own path through its 'request' listener.
   if (req.url.startsWith('/socket.io/')) return;
   sendJSON(res, 404, { error: 'Not found' });
