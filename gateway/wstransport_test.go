@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -519,5 +520,70 @@ func TestRoomMembersCacheForgetsEmptyRooms(t *testing.T) {
 			}
 		}
 		t.Fatalf("member cache holds %d rooms after they emptied, e.g. %v", len(a.members), some)
+	}
+}
+
+// A session upgraded from long-polling runs on the library's engine socket
+// under wsTransport: the close packet and a text frame that is not UTF-8
+// end it at once there too.
+func TestUpgradedSessionLeavesOrFailsAtOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+		code  int
+	}{
+		{"engine.io close packet", []byte("1"), websocket.CloseNormalClosure},
+		{"invalid UTF-8", []byte("42[\"x\",\"\xff\xfe\"]"), websocket.CloseInvalidFramePayloadData},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, wsURL := newTestServer(t, Options{})
+			base := "http" + strings.TrimPrefix(strings.TrimSuffix(wsURL, "&transport=websocket"), "ws") + "&transport=polling"
+			resp, err := http.Get(base)
+			if err != nil {
+				t.Fatal(err)
+			}
+			open, _ := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			var hs struct{ Sid string }
+			if err := json.Unmarshal(bytes.TrimPrefix(open, []byte("0")), &hs); err != nil || hs.Sid == "" {
+				t.Fatalf("open = %q", open)
+			}
+			conn, _, err := websocket.DefaultDialer.Dial(wsURL+"&sid="+hs.Sid, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			for _, f := range []string{"2probe", "5"} {
+				if err := conn.WriteMessage(websocket.TextMessage, []byte(f)); err != nil {
+					t.Fatal(err)
+				}
+				if f == "2probe" {
+					if _, b, err := conn.ReadMessage(); err != nil || string(b) != "3probe" {
+						t.Fatalf("probe answer %q, %v", b, err)
+					}
+				}
+			}
+			if err := conn.WriteMessage(websocket.TextMessage, tc.frame); err != nil {
+				t.Fatal(err)
+			}
+			for {
+				_, _, err := conn.ReadMessage()
+				if err == nil {
+					continue
+				}
+				if !websocket.IsCloseError(err, tc.code) {
+					t.Fatalf("after %q: %v, want the server's close frame %d", tc.frame, err, tc.code)
+				}
+				break
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for s.Clients() != 0 {
+				if time.Now().After(deadline) {
+					t.Fatal("the session outlived its connection")
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
 	}
 }
