@@ -131,8 +131,9 @@ func (r *Redis) Do(ctx context.Context, args ...string) (string, error) {
 	return readReply(bufio.NewReader(c))
 }
 
-// Census counts the keys by prefix (the key up to its second ':', a
-// number-free name otherwise), scanning at most 1,000,000 keys.
+// Census counts the keys by prefix (a key of more than three
+// ':'-separated parts counts under its first three), scanning at most
+// 1,000,000 keys.
 func (r *Redis) Census(ctx context.Context) (map[string]int, error) {
 	d := net.Dialer{Timeout: 2 * time.Second}
 	c, err := d.DialContext(ctx, "tcp", r.Addr())
@@ -172,14 +173,11 @@ func (r *Redis) Census(ctx context.Context) (map[string]int, error) {
 }
 
 func keyPrefix(k string) string {
-	parts := strings.SplitN(k, ":", 3)
-	if len(parts) >= 3 {
-		return parts[0] + ":" + parts[1] + ":*"
+	parts := strings.SplitN(k, ":", 4)
+	if len(parts) == 4 {
+		return strings.Join(parts[:3], ":") + ":*"
 	}
-	if len(parts) == 2 {
-		return parts[0] + ":*"
-	}
-	return strings.TrimRight(k, "0123456789")
+	return k
 }
 
 func readAny(br *bufio.Reader) (any, error) {

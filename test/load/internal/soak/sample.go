@@ -46,7 +46,10 @@ type NodeSample struct {
 	Clients    F `json:"clients"`    // sum of gateway_socket_clients
 	Reconnects F `json:"redis_reconnects"`
 	Ready      F `json:"ready"`
-	CPUSeconds F `json:"cpu_seconds"`
+	// BusDuplicates counts publishes the bus refused as duplicates
+	// (gateway_bus_publish_duration_seconds{outcome="duplicate"}).
+	BusDuplicates F `json:"bus_duplicates"`
+	CPUSeconds    F `json:"cpu_seconds"`
 }
 
 // Sample is one reading of the whole soak, every interval.
@@ -79,9 +82,16 @@ func scrape(ctx context.Context, c *http.Client, url string, names ...string) (m
 	return parseMetrics(resp.Body, names...)
 }
 
+// parseMetrics sums the series named in names; a name written
+// `name|label="value"` sums only the series of name carrying that label.
 func parseMetrics(r io.Reader, names ...string) (map[string]float64, error) {
 	want := map[string]bool{}
+	labelled := map[string][]string{} // name -> its "name|label" keys
 	for _, n := range names {
+		if base, _, ok := strings.Cut(n, "|"); ok {
+			labelled[base] = append(labelled[base], n)
+			continue
+		}
 		want[n] = true
 	}
 	out := map[string]float64{}
@@ -96,7 +106,8 @@ func parseMetrics(r io.Reader, names ...string) (map[string]float64, error) {
 		if i := strings.IndexAny(line, "{ "); i >= 0 {
 			name = line[:i]
 		}
-		if !want[name] {
+		keys := labelled[name]
+		if !want[name] && len(keys) == 0 {
 			continue
 		}
 		rest := line[len(name):]
@@ -108,8 +119,17 @@ func parseMetrics(r io.Reader, names ...string) (map[string]float64, error) {
 			continue
 		}
 		v, err := strconv.ParseFloat(f[0], 64)
-		if err == nil && !math.IsNaN(v) {
+		if err != nil || math.IsNaN(v) {
+			continue
+		}
+		if want[name] {
 			out[name] += v
+		}
+		for _, k := range keys {
+			_, label, _ := strings.Cut(k, "|")
+			if strings.Contains(line[len(name):len(line)-len(rest)], label) {
+				out[k] += v
+			}
 		}
 	}
 	return out, sc.Err()
@@ -123,9 +143,11 @@ func countFDs(pid int) float64 {
 	return float64(len(ents))
 }
 
+const busDup = `gateway_bus_publish_duration_seconds_count|outcome="duplicate"`
+
 func readNode(ctx context.Context, c *http.Client, url string, pid int) NodeSample {
 	nan := F(math.NaN())
-	n := NodeSample{RSSMB: nan, FDs: F(countFDs(pid)), Goroutines: nan, OpenFDs: nan, Clients: nan, Reconnects: nan, Ready: nan}
+	n := NodeSample{RSSMB: nan, FDs: F(countFDs(pid)), Goroutines: nan, OpenFDs: nan, Clients: nan, Reconnects: nan, Ready: nan, BusDuplicates: nan}
 	if ps, err := procstat.Read(pid); err == nil {
 		n.RSSMB = F(float64(ps.RSS) / (1 << 20))
 		n.CPUSeconds = F(ps.CPU.Seconds())
@@ -133,13 +155,14 @@ func readNode(ctx context.Context, c *http.Client, url string, pid int) NodeSamp
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	m, err := scrape(cctx, c, url+"/metrics", "go_goroutines", "process_open_fds", "gateway_socket_clients",
-		"gateway_redis_reconnects_total", "gateway_ready")
+		"gateway_redis_reconnects_total", "gateway_ready", busDup)
 	if err == nil {
 		n.Goroutines = F(m["go_goroutines"])
 		n.OpenFDs = F(m["process_open_fds"])
 		n.Clients = F(m["gateway_socket_clients"])
 		n.Reconnects = F(m["gateway_redis_reconnects_total"])
 		n.Ready = F(m["gateway_ready"])
+		n.BusDuplicates = F(m[busDup])
 	}
 	return n
 }

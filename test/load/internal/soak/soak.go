@@ -132,6 +132,7 @@ type Summary struct {
 	Published     int64          `json:"published_events"`
 	Webhooks      int64          `json:"webhooks"`
 	Resent        int64          `json:"webhooks_resent"`
+	BusDuplicates float64        `json:"bus_duplicates_refused"` // every node's publishes refused as duplicates, after the drain
 	ResendFailed  int64          `json:"webhook_resends_failed"`
 	Redis         Restart        `json:"redis_restart"`
 	Verdict       Verdict        `json:"delivery"`
@@ -376,6 +377,9 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		} else {
 			prev, still = d, 0
 		}
+	}
+	for i := range urls {
+		sum.BusDuplicates += float64(readNode(ctx, hc, urls[i], pids[i]).BusDuplicates)
 	}
 	if c, err := rd.Census(ctx); err == nil {
 		sum.KeysByPrefix = c

@@ -140,12 +140,14 @@ gateway_socket_clients{transport="polling"} 250
 gateway_socket_clients{transport="websocket"} 2250
 gateway_socket_clients_other 7
 process_open_fds 2.543e+03
+gateway_bus_publish_duration_seconds_count{outcome="duplicate"} 12
+gateway_bus_publish_duration_seconds_count{outcome="ok"} 900
 `
-	m, err := parseMetrics(strings.NewReader(text), "go_goroutines", "gateway_socket_clients", "process_open_fds")
+	m, err := parseMetrics(strings.NewReader(text), "go_goroutines", "gateway_socket_clients", "process_open_fds", busDup)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m["go_goroutines"] != 5036 || m["gateway_socket_clients"] != 2500 || m["process_open_fds"] != 2543 {
+	if m["go_goroutines"] != 5036 || m["gateway_socket_clients"] != 2500 || m["process_open_fds"] != 2543 || m[busDup] != 12 {
 		t.Fatalf("parsed %v", m)
 	}
 }
@@ -168,7 +170,7 @@ func TestRedisRestartKeepsKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Stop()
-	for _, k := range []string{"gateway:dedupe:a", "gateway:dedupe:b", "gateway:events"} {
+	for _, k := range []string{"gateway:events:dedupe:a:completed", "gateway:events:dedupe:b", "gateway:events"} {
 		if _, err := r.Do(ctx, "SET", k, "1"); err != nil {
 			t.Fatal(err)
 		}
@@ -181,7 +183,7 @@ func TestRedisRestartKeepsKeys(t *testing.T) {
 		t.Fatalf("DBSIZE after restart = %d, %v; want 3", n, err)
 	}
 	c, err := r.Census(ctx)
-	if err != nil || c["gateway:dedupe:*"] != 2 || c["gateway:*"] != 1 {
+	if err != nil || c["gateway:events:dedupe:*"] != 2 || c["gateway:events"] != 1 {
 		t.Fatalf("census %v, %v", c, err)
 	}
 	if m, err := r.InfoField(ctx, "memory", "used_memory"); err != nil || m <= 0 {
