@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Markers delimit the soak's section of docs/reliability.md; other
@@ -80,17 +81,18 @@ func Markdown(s *Summary, command, cpu, plot string) string {
 		s.Rate, 100*(1-s.WebhookShare), 100*s.WebhookShare, s.Resent, busDups(s), s.Retries)
 	w("- **Servers**: %d gateway nodes (it fits: the nodes used %.0f%% of one core, the generator %.0f%%, everything else on the machine, Redis and other work included, %.0f%%) on one real `redis-server` with AOF (`appendfsync everysec`). Redis was stopped (SIGTERM) at %.0f s and started again %.1f s later; every node's `/readyz` (Redis, consumer, and a canary through the stream) answered 200 again %.1f s after Redis was back; the nodes counted %v Redis reconnects.\n",
 		s.Nodes, s.NodesCPU, s.GeneratorCPU, math.Max(0, s.OtherCPU), s.Redis.DownAt, s.Redis.UpAt-s.Redis.DownAt, s.Redis.RecoverySec, s.Redis.ReconnectsSeen)
-	w("- **Retention during the soak**: dedupe and recovery windows %s, stream max length %d (a twelfth of the run, from 15 s to 5 min; `GATEWAY_DEDUPE_WINDOW`, `GATEWAY_RECOVERY_MAX_DISCONNECTION`, `GATEWAY_REDIS_STREAM_MAX_LEN`), so that every expiring population reaches its steady state (rate x window) before the fit window. Production keeps dedupe keys 24 h: their count then grows for 24 h by design. Keys at the end: %s.\n\n",
+	w("- **Retention during the soak**: dedupe and recovery windows %s, stream max length %d (a twelfth of the run, from 15 s to 5 min; `GATEWAY_DEDUPE_WINDOW`, `GATEWAY_RECOVERY_MAX_DISCONNECTION`, `GATEWAY_REDIS_STREAM_MAX_LEN`), so that every expiring population reaches its steady state (rate x window) before the fit window. Production keeps dedupe keys 24 h: their count then grows for 24 h by design. `DBSIZE` also counts keys that have expired but that Redis's active expiry has not reclaimed yet (it stops sampling while under about a tenth of the sampled keys are stale): the sawtooth of the keys panel. Keys at the end, by a `SCAN` (which skips expired keys): %s.\n\n",
 		fmtDur(s.RetentionS), s.StreamMaxLen, census(s.KeysByPrefix))
 
 	churns := churnsPerNode(s, fitLen)
+	memRel := BoundsFor(time.Duration(s.DurationS * float64(time.Second)))["rss_mb"].Rel
 	gBound := 0.05 * meanOf(s, "node0.goroutines")
 	catch := fmt.Sprintf("a leak of one goroutine, descriptor or key per churn would drift %.0f, %.1f times the bound", churns, churns/math.Max(gBound, 1))
 	if churns < gBound {
 		catch += " (too short a run to catch that: it catches gross leaks only)"
 	}
-	w("**Flatness.** Sampled every %.0f s; a least-squares line is fitted over the second half (%.0f-%.0f s: after the warm-up and after the restart). The **drift** is the line's rise over the fit window (slope x %s); it must stay within the bound. Memory (RSS, Redis used_memory): 10%% of the mean; a Go heap breathes with its GC cycle by several percent, and with %.0f connections churned per node in the fit window, 10%% of node 0's RSS is %.1f KB per churn, so a per-connection leak of that size fails. Counts (goroutines, descriptors, keys): 5%% of the mean, for node 0 %.0f goroutines: %s. p99 latency per interval: 50%% of the mean or 5 ms, whichever is larger (the noisiest figure on a shared 2-core machine).\n\n",
-		s.IntervalS, s.FitWindow[0], s.FitWindow[1], fmtDur(fitLen), churns, 0.10*meanOf(s, "node0.rss_mb")*1024/math.Max(1, churns), gBound, catch)
+	w("**Flatness.** Sampled every %.0f s; a least-squares line is fitted over the second half (%.0f-%.0f s: after the warm-up and after the restart). The **drift** is the line's rise over the fit window (slope x %s); it must stay within the bound. Memory (RSS, Redis used_memory): %.0f%% of the mean (10%%; 25%% in runs under 20 min, whose heaps are still growing towards their steady state as the retained windows fill); a Go heap breathes with its GC cycle by several percent, and with %.0f connections churned per node in the fit window, %.0f%% of node 0's RSS is %.1f KB per churn, so a per-connection leak of that size fails. Counts (goroutines, descriptors, keys): 5%% of the mean, for node 0 %.0f goroutines: %s. p99 latency per interval: 50%% of the mean or 5 ms, whichever is larger (the noisiest figure on a shared 2-core machine).\n\n",
+		s.IntervalS, s.FitWindow[0], s.FitWindow[1], fmtDur(fitLen), 100*memRel, churns, 100*memRel, memRel*meanOf(s, "node0.rss_mb")*1024/math.Max(1, churns), gBound, catch)
 	w("| figure | mean | slope per hour | drift over the fit window | bound | flat |\n|---|---:|---:|---:|---:|:---:|\n")
 	for _, f := range s.Fits {
 		w("| %s | %s | %+.3g | %+.3g (%+.1f%%) | ±%.3g | %s |\n", f.Metric, sig(f.Mean), f.SlopePerHour, f.Drift, f.DriftPct, f.Bound, yes(f.Pass))
