@@ -95,7 +95,7 @@ func run() int {
 	}
 	if *results != "" {
 		if err := os.MkdirAll(filepath.Dir(*results), 0o755); err == nil {
-			b, _ := json.MarshalIndent(sum, "", " ")
+			b, _ := json.Marshal(sum)
 			if err := os.WriteFile(*results, b, 0o644); err != nil {
 				logf("soak: %v", err)
 			}
