@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/meshgen/gateway/test/load/internal/eio"
 	"github.com/meshgen/gateway/test/load/internal/stats"
@@ -144,6 +145,8 @@ type Verdict struct {
 	Unparsed       int64         `json:"unparsed"`
 	Unexpected     int           `json:"unexpected_disconnects"`
 	LostSamples    []string      `json:"lost_samples,omitempty"`
+	DroppedPolling int           `json:"dropped_polling_sessions"`
+	DroppedSamples []string      `json:"dropped_samples,omitempty"`
 	ChurnGraceMS   int64         `json:"churn_grace_ms"`
 	LatencyOverall stats.Latency `json:"latency"`
 }
@@ -186,6 +189,13 @@ func (l *Ledger) Verdict(grace int64) Verdict {
 		s.mu.Lock()
 		if s.Unexpected != nil {
 			v.Unexpected++
+			if s.Polling {
+				v.DroppedPolling++
+			}
+			if len(v.DroppedSamples) < 20 {
+				v.DroppedSamples = append(v.DroppedSamples, time.Unix(0, s.LeftAt).UTC().Format("15:04:05.000")+
+					" node "+strconv.Itoa(s.Node)+" polling="+strconv.FormatBool(s.Polling)+": "+s.Unexpected.Error())
+			}
 		}
 		for seq, e := range byRoom[s.Room] {
 			if e.SentAt <= s.JoinedAt {

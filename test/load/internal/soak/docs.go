@@ -101,8 +101,12 @@ func Markdown(s *Summary, command, cpu, plot string) string {
 	w("\n**Delivery.** An event is **owed** to a client session when the session was in the room (its `subscribed_project` reply had arrived) before the event's first POST began, and stayed in it until at least %s after the event was acknowledged (200), or to the end of the run. So a session's **churn window**, not owed, is the last %s before the harness began to close it; an event not acknowledged is owed to nobody (there was none). Every receipt is checked against the session's set of sequence numbers (duplicate) and its room (foreign); a session the server or the network ended counts as dropped. After the traffic the harness waits until deliveries stop (at most 30 s).\n\n",
 		fmtDur(float64(v.ChurnGraceMS)/1000), fmtDur(float64(v.ChurnGraceMS)/1000))
 	w("| events sent | acknowledged | sessions | owed deliveries | delivered of those | lost | duplicates | foreign | dropped sessions | latency p50 / p99 / max, ms |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-	w("| %d | %d | %d | %d | %d | **%d** | **%d** | %d | %d | %.1f / %.0f / %.0f |\n\n",
-		v.Events, v.Acknowledged, v.Sessions, v.Owed, v.DeliveredOwed, v.Lost, v.Duplicates, v.Foreign, v.Unexpected,
+	dropped := strconv.Itoa(v.Unexpected)
+	if v.DroppedPolling > 0 {
+		dropped += fmt.Sprintf(" (%d polling)", v.DroppedPolling)
+	}
+	w("| %d | %d | %d | %d | %d | **%d** | **%d** | %d | %s | %.1f / %.0f / %.0f |\n\n",
+		v.Events, v.Acknowledged, v.Sessions, v.Owed, v.DeliveredOwed, v.Lost, v.Duplicates, v.Foreign, dropped,
 		v.LatencyOverall.P50, v.LatencyOverall.P99, v.LatencyOverall.Max)
 	w("Latency is from the event's scheduled send time to the client's receipt, so the events posted while Redis was down carry the outage and the retries' backoff (the spike in the plot; the whole-run p99 above includes it, the table's p99 line is the second half).\n\n")
 	w("![soak: RSS, goroutines, fds per node, Redis memory and keys, p99 latency](%s)\n", plot)
