@@ -208,9 +208,8 @@ func (s *leanSession) writeFailed(err error) {
 	if errors.Is(err, errSessionClosed) {
 		return
 	}
-	if errors.Is(err, errSlowClient) {
-		s.Emit("error", err)
-	}
+	// Not an "error" event first: the Socket.IO client answers one by
+	// closing with "forced close", and the disconnect is a transport error.
 	s.onClose("transport error", err, false)
 }
 
