@@ -23,7 +23,12 @@ var serverTitle = map[string]string{
 	"flask":   "Flask-SocketIO",
 }
 
-// Load reads every results/<scenario>.json and machine.json.
+// otherReports are results files of commands with their own report
+// (cmd/rolling, cmd/soak), not ScenarioResults.
+var otherReports = map[string]bool{"rolling.json": true, "soak.json": true}
+
+// Load reads every results/<scenario>.json and machine.json (not those of
+// otherReports).
 func Load(dir string) (map[string]*ScenarioResults, *Machine, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
 	if err != nil {
@@ -35,6 +40,9 @@ func Load(dir string) (map[string]*ScenarioResults, *Machine, error) {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			return nil, nil, err
+		}
+		if otherReports[filepath.Base(f)] {
+			continue // written and reported by their own commands
 		}
 		if filepath.Base(f) == "machine.json" {
 			m = &Machine{}

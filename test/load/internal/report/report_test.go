@@ -77,3 +77,24 @@ func TestKeepRolling(t *testing.T) {
 		t.Fatal("a file without the section changed the report")
 	}
 }
+
+// Load reads the scenario results and skips the files of commands with
+// their own report (cmd/rolling, cmd/soak), whose shape differs.
+func TestLoadSkipsOtherReports(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("fanout.json", `{"scenario":"fanout","runs":1}`)
+	write("rolling.json", `{"runs":[{"server":"gateway"}]}`)
+	write("soak.json", `{"scenario":"soak","fits":[]}`)
+	all, _, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 1 || all["fanout"] == nil {
+		t.Fatalf("loaded %v, want fanout only", all)
+	}
+}
