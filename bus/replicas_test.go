@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,19 +13,6 @@ import (
 	"github.com/meshgen/gateway/bus"
 	"github.com/meshgen/gateway/test/redistest"
 )
-
-// startReplica runs a replica of master and waits until its link is up.
-func startReplica(t *testing.T, master *redistest.Server) *redistest.Server {
-	t.Helper()
-	replica := redistest.Start(t, "--replicaof", "127.0.0.1", strconv.Itoa(master.Port))
-	c := replica.Client()
-	defer c.Close()
-	waitFor(t, 10*time.Second, "replication link up", func() bool {
-		info, err := c.Info(context.Background(), "replication").Result()
-		return err == nil && strings.Contains(info, "master_link_status:up")
-	})
-	return replica
-}
 
 func replicaError(err error) bool {
 	var re *bus.ReplicaError
@@ -43,7 +29,7 @@ func replicaError(err error) bool {
 func TestRedisMinReplicas(t *testing.T) {
 	// No 5 s wait before the first (diskless) sync to the replica.
 	master := redistest.Start(t, "--repl-diskless-sync-delay", "0")
-	replica := startReplica(t, master)
+	replica := redistest.StartReplica(t, master)
 	var timeouts atomic.Int64
 	// b waits briefly, for the paused replica; patient waits long, so that
 	// a busy host does not fail the publishes that must succeed.
@@ -142,20 +128,7 @@ func TestRedisMinReplicasWithoutReplica(t *testing.T) {
 //	go test -run '^$' -bench RedisPublishReplicas -benchtime 3000x -count 5 ./bus
 func BenchmarkRedisPublishReplicas(b *testing.B) {
 	master := redistest.Start(b, "--repl-diskless-sync-delay", "0")
-	replica := redistest.Start(b, "--replicaof", "127.0.0.1", strconv.Itoa(master.Port))
-	rc := replica.Client()
-	defer rc.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		info, _ := rc.Info(context.Background(), "replication").Result()
-		if strings.Contains(info, "master_link_status:up") {
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatal("replica not in sync")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	redistest.StartReplica(b, master)
 	for _, n := range []int{0, 1} {
 		b.Run("min-replicas="+strconv.Itoa(n), func(b *testing.B) {
 			bb, err := bus.NewRedis(bus.RedisOptions{

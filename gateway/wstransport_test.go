@@ -84,25 +84,7 @@ func TestClientLeavesOrFailsAtOnce(t *testing.T) {
 			if err := c.conn.WriteMessage(websocket.TextMessage, tc.frame); err != nil {
 				t.Fatal(err)
 			}
-			// Far below the ping interval plus timeout (45 s by default).
-			_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-			for {
-				_, _, err := c.conn.ReadMessage()
-				if err == nil {
-					continue
-				}
-				if !websocket.IsCloseError(err, tc.code) {
-					t.Fatalf("after %q: %v, want the server's close frame %d", tc.frame, err, tc.code)
-				}
-				break
-			}
-			deadline := time.Now().Add(5 * time.Second)
-			for s.Clients() != 0 {
-				if time.Now().After(deadline) {
-					t.Fatal("the session outlived its connection")
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
+			expectClosedWith(t, s, c.conn, tc.code)
 		})
 	}
 }
@@ -567,23 +549,32 @@ func TestUpgradedSessionLeavesOrFailsAtOnce(t *testing.T) {
 			if err := conn.WriteMessage(websocket.TextMessage, tc.frame); err != nil {
 				t.Fatal(err)
 			}
-			for {
-				_, _, err := conn.ReadMessage()
-				if err == nil {
-					continue
-				}
-				if !websocket.IsCloseError(err, tc.code) {
-					t.Fatalf("after %q: %v, want the server's close frame %d", tc.frame, err, tc.code)
-				}
-				break
-			}
-			deadline := time.Now().Add(5 * time.Second)
-			for s.Clients() != 0 {
-				if time.Now().After(deadline) {
-					t.Fatal("the session outlived its connection")
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
+			expectClosedWith(t, s, conn, tc.code)
 		})
+	}
+}
+
+// expectClosedWith reads conn until the server's close frame, which must
+// carry code, within 5 s (far below the ping interval plus timeout, 45 s by
+// default), then waits until s holds no session.
+func expectClosedWith(t *testing.T, s *Server, conn *websocket.Conn, code int) {
+	t.Helper()
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, _, err := conn.ReadMessage()
+		if err == nil {
+			continue
+		}
+		if !websocket.IsCloseError(err, code) {
+			t.Fatalf("%v, want the server's close frame %d", err, code)
+		}
+		break
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Clients() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the session outlived its connection")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -23,20 +21,7 @@ import (
 // batch's events are delivered once. A registration is refused the same way.
 func TestJobEndedMinReplicas(t *testing.T) {
 	master := redistest.Start(t, "--repl-diskless-sync-delay", "0")
-	replica := redistest.Start(t, "--replicaof", "127.0.0.1", strconv.Itoa(master.Port))
-	rc := replica.Client()
-	defer rc.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		info, _ := rc.Info(context.Background(), "replication").Result()
-		if strings.Contains(info, "master_link_status:up") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("replica not in sync")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	replica := redistest.StartReplica(t, master)
 	newBus := func(timeout time.Duration, consumer bool) *bus.Redis {
 		b, err := bus.NewRedis(bus.RedisOptions{
 			URL: master.URL(), Stream: "t", CanaryInterval: 50 * time.Millisecond, CanaryTimeout: time.Second, Consumer: consumer,

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/meshgen/gateway/retry"
 )
 
 func init() {
@@ -43,7 +45,7 @@ func newWatcher(ctx context.Context, g *gwProc, auth any) (w *watcher, refused s
 		w.mu.Unlock()
 	}
 	c.start()
-	sleepCtx(ctx, 100*time.Millisecond)
+	retry.Sleep(ctx, 100*time.Millisecond)
 	return w, "", nil
 }
 
@@ -63,7 +65,7 @@ func (w *watcher) subscribe(ctx context.Context, project string) string {
 			}
 		}
 		w.mu.Unlock()
-		sleepCtx(ctx, 50*time.Millisecond)
+		retry.Sleep(ctx, 50*time.Millisecond)
 	}
 	return "no reply"
 }
@@ -119,7 +121,7 @@ func crossProject(ctx context.Context, e *env) (map[string]any, error) {
 	p := newProducer(g)
 	st77, _, _ := p.webhook([]byte(secret77))
 	st42, _, _ := p.webhook([]byte(ok42))
-	sleepCtx(ctx, 2*time.Second)
+	retry.Sleep(ctx, 2*time.Second)
 	if anon != nil {
 		a["received_job_completed_of_77"] = anon.count("job_completed", `"77"`)
 		a["received"] = anon.first("job_completed", `"77"`)
@@ -191,7 +193,7 @@ func replayAttack(ctx context.Context, e *env) (map[string]any, error) {
 				}
 				statuses = append(statuses, s)
 			}
-			sleepCtx(ctx, 500*time.Millisecond)
+			retry.Sleep(ctx, 500*time.Millisecond)
 			r[key] = map[string]any{"sent": times, "statuses": statuses, "deliveries": w.count("job_completed", `"`+job+`"`)}
 		}
 		now := time.Now()
@@ -249,7 +251,7 @@ func sharedSecret(ctx context.Context, e *env) (map[string]any, error) {
 		sig := bodySignature(jobsKey, body)
 		stJobs, _, _ := p.post("/api/jobs", body, http.Header{"X-Gateway-Signature": {sig}})
 		stHook, b, _ := p.post("/api/webhooks/modal", body, http.Header{"X-Modal-Signature": {sig}})
-		sleepCtx(ctx, time.Second)
+		retry.Sleep(ctx, time.Second)
 		out[key] = map[string]any{
 			"started": true, "jobs_status": stJobs, "replayed_to_webhook_status": stHook, "webhook_answer": trunc(b, 120),
 			"clients_received_job_failed": w.count("job_failed", `"fc-1"`), "event": w.first("job_failed", `"fc-1"`),

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meshgen/gateway/retry"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -45,7 +46,7 @@ func newFlooder(ctx context.Context, g *gwProc, auth any) (*flooder, error) {
 	f := &flooder{c: c, counts: newEventCounter(), start: time.Now()}
 	c.onEvent = f.counts.add
 	c.start()
-	sleepCtx(ctx, 100*time.Millisecond) // past the handshake race
+	retry.Sleep(ctx, 100*time.Millisecond) // past the handshake race
 	return f, nil
 }
 
@@ -97,7 +98,7 @@ func (f *flooder) settle(ctx context.Context, limit time.Duration) {
 		if f.c.isClosed() {
 			return
 		}
-		sleepCtx(ctx, 500*time.Millisecond)
+		retry.Sleep(ctx, 500*time.Millisecond)
 	}
 }
 
@@ -221,7 +222,7 @@ func follows20k(ctx context.Context, e *env) (map[string]any, error) {
 		if done {
 			break
 		}
-		sleepCtx(ctx, 250*time.Millisecond)
+		retry.Sleep(ctx, 250*time.Millisecond)
 	}
 	mu.Lock()
 	missing := 0
@@ -294,7 +295,7 @@ func handshakes(ctx context.Context, e *env, addrs int) (map[string]any, error) 
 	}
 	wg.Wait()
 	took := time.Since(start)
-	sleepCtx(ctx, 3*time.Second)
+	retry.Sleep(ctx, 3*time.Second)
 	e.endWithHonest(g, h, 2*time.Second)
 	return map[string]any{
 		"handshakes": total, "source_addresses": len(sources), "sent_in_s": round(took.Seconds(), 1), "statuses": statuses,

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/meshgen/gateway/retry"
 )
 
 // Attacks that found nothing before the work on bounds; rerun to show
@@ -128,7 +129,7 @@ func malformedPackets(ctx context.Context, e *env) (map[string]any, error) {
 		c.start()
 		if i > 0 { // the first ones also before the namespace connect
 			_ = c.send("40")
-			sleepCtx(ctx, 50*time.Millisecond)
+			retry.Sleep(ctx, 50*time.Millisecond)
 		}
 		_ = c.send(pkt)
 		_ = c.sendBinary([]byte(pkt))
@@ -208,7 +209,7 @@ func flaskPickle(ctx context.Context, e *env) (map[string]any, error) {
 		}
 		sent[name] = n
 	}
-	sleepCtx(ctx, 2*time.Second)
+	retry.Sleep(ctx, 2*time.Second)
 	_, statErr := os.Stat(marker)
 	st, b, _ := httpGet(g.base+"/metrics", 5*time.Second)
 	var counted []string

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/meshgen/gateway/retry"
 )
 
 func init() {
@@ -102,14 +104,14 @@ func pollingStalled(ctx context.Context, e *env) (map[string]any, error) {
 	e.rec.begin(g)
 	// The baseline: the same flood without the stalled poller.
 	flood()
-	sleepCtx(ctx, 2*time.Second)
+	retry.Sleep(ctx, 2*time.Second)
 	poller, err := pollingConnect(g, "flood")
 	if err != nil {
 		return nil, err
 	}
 	h.setPhase("attack")
 	sent := flood()
-	sleepCtx(ctx, 3*time.Second)
+	retry.Sleep(ctx, 3*time.Second)
 	// The poller comes back once.
 	st, b, perr := poller.get()
 	nextPoll := map[string]any{"status": st, "bytes": len(b)}
@@ -160,7 +162,7 @@ func binaryAttachments(ctx context.Context, e *env) (map[string]any, error) {
 		c.start()
 		// After the handshake race (README): the connection handler runs
 		// just after the CONNECT reply.
-		sleepCtx(ctx, 100*time.Millisecond)
+		retry.Sleep(ctx, 100*time.Millisecond)
 		if c.send(header) != nil {
 			continue
 		}
@@ -171,7 +173,7 @@ func binaryAttachments(ctx context.Context, e *env) (map[string]any, error) {
 			sentParts++
 		}
 	}
-	sleepCtx(ctx, 10*time.Second)
+	retry.Sleep(ctx, 10*time.Second)
 	closed := 0
 	reasons := map[string]int{}
 	for _, c := range conns {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/meshgen/gateway/retry"
 )
 
 func init() {
@@ -129,7 +131,7 @@ func slowBodies5000(ctx context.Context, e *env, sigHeader string) (map[string]a
 		}
 		conns = append(conns, c)
 		if i%1000 == 999 { // 1,000 a second
-			sleepCtx(ctx, time.Until(start.Add(time.Duration(i/1000+1)*time.Second)))
+			retry.Sleep(ctx, time.Until(start.Add(time.Duration(i/1000+1)*time.Second)))
 		}
 	}
 	opened := time.Since(start)
@@ -198,7 +200,7 @@ func idleKeepaliveFD256(ctx context.Context, e *env) (map[string]any, error) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for sleepCtx(pctx, 10*time.Millisecond) {
+		for retry.Sleep(pctx, 10*time.Millisecond) {
 			for i, c := range slots {
 				if (c == nil || c.isClosed()) && reopen[i] < 50 {
 					reopen[i]++
@@ -280,7 +282,7 @@ func stalledWebhooks(ctx context.Context, e *env, sigHeader string) (map[string]
 		}()
 	}
 	wg.Wait()
-	sleepCtx(ctx, 12*time.Second)
+	retry.Sleep(ctx, 12*time.Second)
 	var live []*rawConn
 	total := 0
 	for _, c := range conns {
@@ -328,7 +330,7 @@ func sigtermSlowBody(ctx context.Context, e *env) (map[string]any, error) {
 			dctx, cancel := context.WithCancel(ctx)
 			go drip(dctx, []*rawConn{c}, 5*time.Second, 50*time.Second)
 			defer cancel()
-			sleepCtx(ctx, 2*time.Second)
+			retry.Sleep(ctx, 2*time.Second)
 		}
 		code, took := g.stop()
 		r := map[string]any{"exit_code": code, "exit_after_s": round(took.Seconds(), 1)}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/meshgen/gateway/retry"
 )
 
 func init() {
@@ -53,7 +54,7 @@ func eioCloseWS(ctx context.Context, e *env) (map[string]any, error) {
 			return nil, fmt.Errorf("connect: %v %s", err, r)
 		}
 		c.start()
-		sleepCtx(ctx, 100*time.Millisecond)
+		retry.Sleep(ctx, 100*time.Millisecond)
 		sentAt[i] = time.Now()
 		if err := p.send(c); err != nil {
 			return nil, err

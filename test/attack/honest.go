@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/meshgen/gateway/retry"
 )
 
 // honestInterval is how often the honest producer sends a webhook to the
@@ -51,7 +53,7 @@ func startWithHonest(ctx context.Context, e *env, o gwOpts) (*gwProc, *honest, e
 		return nil, nil, err
 	}
 	e.rec.begin(g)
-	sleepCtx(ctx, 5*time.Second)
+	retry.Sleep(ctx, 5*time.Second)
 	h.setPhase("attack")
 	return g, h, nil
 }

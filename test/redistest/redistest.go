@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -136,4 +137,24 @@ func FreePort(t testing.TB) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// StartReplica starts a redis-server replicating master and waits (at most
+// 10 s) until its link to the master is up.
+func StartReplica(t testing.TB, master *Server, args ...string) *Server {
+	t.Helper()
+	replica := Start(t, append([]string{"--replicaof", "127.0.0.1", strconv.Itoa(master.Port)}, args...)...)
+	rc := replica.Client()
+	defer rc.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, _ := rc.Info(context.Background(), "replication").Result()
+		if strings.Contains(info, "master_link_status:up") {
+			return replica
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("redistest: replica not in sync within 10 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
