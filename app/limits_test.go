@@ -248,6 +248,21 @@ func TestConnLimiter(t *testing.T) {
 		}
 	}
 	waitOpen(8)
+	// net/http marks a connection idle just after writing its answer: the
+	// client may have read it first.
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		l.mu.Lock()
+		n := len(l.idle)
+		l.mu.Unlock()
+		if n == 8 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d idle, want 8", n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	// The 10th pushes past 90%: the idle ones are closed.
 	c9, _ := net.Dial("tcp", inner.Addr().String())
 	defer c9.Close()
