@@ -1,5 +1,6 @@
 // Headless Chromium (Debian's package) driven by playwright-core, which
 // never downloads a browser of its own.
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -37,8 +38,17 @@ export async function launch() {
   context.setDefaultTimeout(10000); // a missing element fails in seconds, not playwright's 30
   return {
     context,
+    // Bounded: a wedged Chromium is killed (its command line names the
+    // profile directory, unique to this launch) rather than holding the
+    // suite until the runner's timeout.
     async close() {
-      await context.close();
+      let timer;
+      const closed = await Promise.race([
+        context.close().then(() => true),
+        new Promise((resolve) => { timer = setTimeout(() => resolve(false), 10000); }),
+      ]);
+      clearTimeout(timer);
+      if (!closed) spawnSync('pkill', ['-9', '-f', profile], { timeout: 5000 });
       rmSync(profile, { recursive: true, force: true });
     },
   };
