@@ -62,6 +62,10 @@ func (p *poller) add(s *leanSession) error {
 	return nil
 }
 
+// owns reports whether s's descriptor is still registered as s's (p.mu
+// held).
+func (p *poller) owns(s *leanSession) bool { return s.fd >= 0 && p.conns[s.fd] == s }
+
 // rearm waits for s's next readable event.
 func (p *poller) rearm(s *leanSession) {
 	if p == nil {
@@ -69,7 +73,7 @@ func (p *poller) rearm(s *leanSession) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if s.fd < 0 || p.conns[s.fd] != s {
+	if !p.owns(s) {
 		return
 	}
 	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, s.fd, &unix.EpollEvent{Events: pollEvents, Fd: int32(s.fd)})
@@ -83,7 +87,7 @@ func (p *poller) remove(s *leanSession) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if s.fd < 0 || p.conns[s.fd] != s {
+	if !p.owns(s) {
 		return
 	}
 	delete(p.conns, s.fd)
