@@ -20,11 +20,13 @@ func TestMemoryOrderAndIDs(t *testing.T) {
 	const n = 1000
 	got := make(chan event.Event, n)
 	var wg sync.WaitGroup
-	wg.Go(func() { _ = m.Consume(ctx, func(batch []event.Event) {
-		for _, e := range batch {
-			got <- e
-		}
-	}) })
+	wg.Go(func() {
+		_ = m.Consume(ctx, func(batch []event.Event) {
+			for _, e := range batch {
+				got <- e
+			}
+		})
+	})
 	for i := range n {
 		if err := m.Publish(ctx, event.Event{Name: "log_line", Rooms: []string{"project_1"}, Payload: json.RawMessage(strconv.Itoa(i))}); err != nil {
 			t.Fatal(err)
