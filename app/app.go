@@ -462,12 +462,14 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	return a.shutdown(stopConsumer)
 }
 
-// deliver hands a consumed event to the sockets, then to the status page's
-// list of the latest events.
-func (a *App) deliver(e event.Event) {
-	a.gw.Deliver(e)
+// deliver hands a batch of consumed events to the sockets, then to the
+// status page's list of the latest events.
+func (a *App) deliver(batch []event.Event) {
+	a.gw.Deliver(batch...)
 	if a.status != nil {
-		a.status.Observe(e)
+		for _, e := range batch {
+			a.status.Observe(e)
+		}
 	}
 }
 

@@ -183,6 +183,17 @@ func (c *countedConn) Close() error {
 	return c.Conn.Close()
 }
 
+// CloseWrite shuts the write side of the connection it wraps, when it
+// has one (a TCP connection): the WebSocket session sends its close frame
+// and closes its input a moment later.
+func (c *countedConn) CloseWrite() error {
+	cw, ok := c.Conn.(interface{ CloseWrite() error })
+	if !ok {
+		return errors.New("app: connection cannot close its write side only")
+	}
+	return cw.CloseWrite()
+}
+
 // SyscallConn exposes the socket's descriptor, as the connection it wraps
 // does: the WebSocket transport writes with writev on it.
 func (c *countedConn) SyscallConn() (syscall.RawConn, error) {

@@ -38,8 +38,15 @@ type Publisher interface {
 	Publish(ctx context.Context, e event.Event) error
 }
 
-// Handler receives consumed events, one at a time, in order.
-type Handler func(event.Event)
+// Handler receives consumed events in order, a batch at a time: the events
+// one read of the bus returned (a single event when they come one by one,
+// up to the read's count when they come faster than they are delivered).
+// The batch is never empty; the handler must not keep the slice after it
+// returns.
+type Handler func(batch []event.Event)
+
+// MaxBatch is the most events one Handler call gets.
+const MaxBatch = 512
 
 // HealthChecker is implemented by buses that can tell whether they work
 // end to end; readiness calls it.
@@ -52,8 +59,9 @@ type HealthChecker interface {
 // Bus is a Publisher whose events can be consumed.
 type Bus interface {
 	Publisher
-	// Consume calls h for every event published from now on, in publish
-	// order, until ctx is done or the bus is closed. One consumer at a time.
+	// Consume calls h with every event published from now on, in publish
+	// order and in batches, until ctx is done or the bus is closed. One
+	// consumer at a time.
 	Consume(ctx context.Context, h Handler) error
 	// Close stops the bus; pending Publish and Consume calls return ErrClosed.
 	Close() error

@@ -141,23 +141,39 @@ func (m *Memory) expire(now time.Time) {
 	}
 }
 
-// Consume delivers queued events to h until ctx is done or the bus closes.
+// Consume delivers queued events to h until ctx is done or the bus closes:
+// each call gets the events already queued, up to MaxBatch.
 func (m *Memory) Consume(ctx context.Context, h Handler) error {
+	batch := make([]event.Event, 0, MaxBatch)
 	for {
 		select {
 		case e := <-m.queue:
-			// The id is given here, not in Publish: concurrent publishers
-			// may queue in another order than they would have numbered.
-			id := m.seq.Add(1)
-			e.ID = strconv.FormatUint(id, 10)
-			h(e)
-			m.delivered.Store(id)
+			batch = append(batch[:0], m.number(e))
+		drain:
+			for len(batch) < MaxBatch {
+				select {
+				case e := <-m.queue:
+					batch = append(batch, m.number(e))
+				default:
+					break drain
+				}
+			}
+			h(batch)
+			m.delivered.Store(m.seq.Load())
+			clear(batch) // let delivered payloads go
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-m.done:
 			return ErrClosed
 		}
 	}
+}
+
+// number gives e its id. It is given here, not in Publish: concurrent
+// publishers may queue in another order than they would have numbered.
+func (m *Memory) number(e event.Event) event.Event {
+	e.ID = strconv.FormatUint(m.seq.Add(1), 10)
+	return e
 }
 
 // LastID is a position every event queued so far is at or before: once

@@ -20,7 +20,13 @@ func TestMemoryOrderAndIDs(t *testing.T) {
 	const n = 1000
 	got := make(chan event.Event, n)
 	var wg sync.WaitGroup
-	wg.Go(func() { _ = m.Consume(ctx, func(e event.Event) { got <- e }) })
+	wg.Go(func() {
+		_ = m.Consume(ctx, func(batch []event.Event) {
+			for _, e := range batch {
+				got <- e
+			}
+		})
+	})
 	for i := range n {
 		if err := m.Publish(ctx, event.Event{Name: "log_line", Rooms: []string{"project_1"}, Payload: json.RawMessage(strconv.Itoa(i))}); err != nil {
 			t.Fatal(err)
@@ -118,5 +124,61 @@ func TestMemoryFailedPublishDoesNotClaimKey(t *testing.T) {
 	<-m.queue
 	if err := m.Publish(context.Background(), ev); err != nil {
 		t.Fatalf("retry after a failed publish = %v, want success", err)
+	}
+}
+
+// TestMemoryBatchesWhatQueuedMeanwhile: events queued while the handler
+// is busy come in one call, in order, and Delivered follows the calls.
+func TestMemoryBatchesWhatQueuedMeanwhile(t *testing.T) {
+	m := NewMemory(MemoryOptions{Queue: 64})
+	t.Cleanup(func() { _ = m.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	release := make(chan struct{})
+	calls := make(chan []event.Event, 10)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Go(func() {
+		first := true
+		_ = m.Consume(ctx, func(batch []event.Event) {
+			calls <- append([]event.Event(nil), batch...)
+			if first {
+				first = false
+				<-release
+			}
+		})
+	})
+	publish := func(i int) {
+		if err := m.Publish(ctx, event.Event{Name: "log_line", Rooms: []string{"project_1"}, Payload: json.RawMessage(strconv.Itoa(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(0)
+	first := <-calls
+	const n = 50
+	for i := 1; i <= n; i++ {
+		publish(i)
+	}
+	close(release)
+	var second []event.Event
+	select {
+	case second = <-calls:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no second call")
+	}
+	if len(first) != 1 || len(second) != n {
+		t.Fatalf("calls of %d and %d events, want 1 and %d", len(first), len(second), n)
+	}
+	for i, e := range append(first, second...) {
+		if string(e.Payload) != strconv.Itoa(i) || e.ID != strconv.Itoa(i+1) {
+			t.Fatalf("event %d = id %s payload %s", i, e.ID, e.Payload)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for m.Delivered() != strconv.Itoa(n+1) && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if got := m.Delivered(); got != strconv.Itoa(n+1) {
+		t.Fatalf("Delivered = %s, want %d", got, n+1)
 	}
 }

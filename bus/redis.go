@@ -32,7 +32,6 @@ const (
 	DefaultCanaryTimeout  = 10 * time.Second
 	DefaultReplicaTimeout = 500 * time.Millisecond
 	defaultReadBlock      = 5 * time.Second
-	defaultReadCount      = 512
 	minBackoff            = 100 * time.Millisecond
 	maxBackoff            = 5 * time.Second
 )
@@ -436,6 +435,7 @@ func (r *Redis) Consume(ctx context.Context, h Handler) error {
 	wg.Go(func() { r.canaries(ctx) })
 
 	backoff := retry.Backoff{Min: minBackoff, Max: maxBackoff}
+	batch := make([]event.Event, 0, MaxBatch)
 	for {
 		if ctx.Err() != nil || r.closed.Load() {
 			return r.stopErr(ctx)
@@ -445,7 +445,7 @@ func (r *Redis) Consume(ctx context.Context, h Handler) error {
 		r.mu.Unlock()
 		streams, err := reader.XRead(ctx, &redis.XReadArgs{
 			Streams: []string{r.opts.Stream, last},
-			Count:   defaultReadCount,
+			Count:   MaxBatch,
 			Block:   defaultReadBlock,
 		}).Result()
 		if errors.Is(err, redis.Nil) {
@@ -466,9 +466,7 @@ func (r *Redis) Consume(ctx context.Context, h Handler) error {
 		r.recovered(ctx, last)
 		backoff.Reset()
 		for _, s := range streams {
-			for _, msg := range s.Messages {
-				r.deliver(msg, h)
-			}
+			batch = r.deliver(s.Messages, h, batch)
 		}
 	}
 }
@@ -500,20 +498,39 @@ func (r *Redis) tail(ctx context.Context, reader redis.UniversalClient) (string,
 	}
 }
 
-// deliver hands one stream entry to h (or records an own canary).
-func (r *Redis) deliver(msg redis.XMessage, h Handler) {
-	defer func() {
+// deliver hands the events of one read to h in one batch, in order, and
+// records this node's canaries among them; the consumer's position moves
+// past each entry once h has returned for it. It returns batch for reuse.
+func (r *Redis) deliver(msgs []redis.XMessage, h Handler, batch []event.Event) []event.Event {
+	batch = batch[:0]
+	// handOver gives h the events gathered so far, then moves the
+	// consumer's position to id.
+	handOver := func(id string) {
+		if len(batch) > 0 {
+			h(batch)
+			clear(batch) // let delivered payloads go
+			batch = batch[:0]
+		}
 		r.mu.Lock()
-		r.lastID = msg.ID
+		r.lastID = id
 		r.mu.Unlock()
-	}()
-	if c, ok := msg.Values[fieldCanary].(string); ok {
-		r.canaryBack(c)
-		return
 	}
-	if ev, ok := r.decode(msg); ok {
-		h(ev)
+	for i, msg := range msgs {
+		if c, ok := msg.Values[fieldCanary].(string); ok {
+			// A canary says every event before it was delivered: the
+			// events gathered so far go first.
+			handOver(msg.ID)
+			r.canaryBack(c)
+			continue
+		}
+		if ev, ok := r.decode(msg); ok {
+			batch = append(batch, ev)
+		}
+		if i == len(msgs)-1 {
+			handOver(msg.ID)
+		}
 	}
+	return batch
 }
 
 // decode returns the event of a stream entry; false for a canary, or for an

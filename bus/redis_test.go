@@ -52,9 +52,9 @@ func consume(t *testing.T, b bus.Bus) *collector {
 	c := &collector{stop: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
-		_ = b.Consume(ctx, func(e event.Event) {
+		_ = b.Consume(ctx, func(batch []event.Event) {
 			c.mu.Lock()
-			c.events = append(c.events, e)
+			c.events = append(c.events, batch...)
 			c.mu.Unlock()
 		})
 	}()
@@ -282,7 +282,7 @@ func TestRedisStalledConsumer(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = node.Consume(ctx, func(event.Event) { <-release })
+		_ = node.Consume(ctx, func([]event.Event) { <-release })
 	}()
 	t.Cleanup(func() { cancel(); close(release); <-done })
 	waitReady(t, node)
@@ -337,4 +337,78 @@ func TestRedisURLForms(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRedisBatchesWhatArrivedMeanwhile: events published while the
+// handler is busy come in few calls (one per read, split only by a
+// canary), exactly once and in order, and Delivered reaches the last.
+func TestRedisBatchesWhatArrivedMeanwhile(t *testing.T) {
+	srv := redistest.Start(t)
+	node := newRedisBus(t, srv.URL())
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var sizes []int
+	var got []string
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		first := true
+		_ = node.Consume(ctx, func(batch []event.Event) {
+			mu.Lock()
+			sizes = append(sizes, len(batch))
+			for _, e := range batch {
+				got = append(got, string(e.Payload))
+			}
+			mu.Unlock()
+			if first {
+				first = false
+				<-release
+			}
+		})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	waitReady(t, node)
+	if err := node.Publish(context.Background(), numbered(0)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "first call", func() bool { mu.Lock(); defer mu.Unlock(); return len(sizes) == 1 })
+	const n = 200
+	for i := 1; i <= n; i++ {
+		if err := node.Publish(context.Background(), numbered(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last, err := node.LastID(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	waitFor(t, 5*time.Second, "every event", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == n+1 })
+	mu.Lock()
+	want := make([]int, n+1)
+	for i := range want {
+		want[i] = i
+	}
+	assertExactlyOnceInOrder(t, got, want)
+	calls := len(sizes)
+	mu.Unlock()
+	t.Logf("%d events in %d handler calls: %v", n+1, calls, sizes)
+	if calls > 10 {
+		t.Errorf("%d events that waited took %d handler calls, want a few (one per read)", n, calls-1)
+	}
+	waitFor(t, 5*time.Second, "Delivered at the last event", func() bool { return !streamIDBefore(node.Delivered(), last) })
+}
+
+// streamIDBefore reports whether stream id a ("ms-seq") is before b.
+func streamIDBefore(a, b string) bool {
+	parse := func(id string) (ms, seq uint64) {
+		m, s, _ := strings.Cut(id, "-")
+		ms, _ = strconv.ParseUint(m, 10, 64)
+		seq, _ = strconv.ParseUint(s, 10, 64)
+		return ms, seq
+	}
+	am, as := parse(a)
+	bm, bs := parse(b)
+	return am < bm || am == bm && as < bs
 }

@@ -2,15 +2,16 @@
 // Engine.IO transports, the connection lifecycle, the client protocol
 // handlers of package rooms, and the delivery of bus events to rooms.
 //
-// Delivery: Deliver emits one bus event to its rooms through the library's
-// broadcast operator; the payload arrives already encoded as JSON and is
-// embedded as is. The operator hands the packet to the room adapter, which
-// is the gateway's (fanout.go, installed with the library's SetAdapter): it
-// keeps the library's room bookkeeping and replaces Broadcast. The event is
-// encoded and framed once as a WebSocket frame, appended to every
-// recipient's pending list, and the connections that were idle are written
-// in parallel chunks, one non-blocking writev each. Long-polling sessions
-// and sessions mid-upgrade get the library's per-socket path.
+// Delivery: Deliver hands the events of one bus read to the room adapter,
+// which is the gateway's (fanout.go, installed with the library's
+// SetAdapter): it keeps the library's room bookkeeping and replaces
+// Broadcast. The payload arrives already encoded as JSON and is embedded
+// as is; each event is encoded and framed once as a WebSocket frame and
+// appended to every recipient's pending list. Once the batch is queued
+// (or its first frame has waited coalesceWindow, 1 ms) the connections
+// are written in parallel chunks, one non-blocking writev each carrying
+// every frame queued for that connection. Long-polling sessions and
+// sessions mid-upgrade get the library's per-socket path.
 //
 // Handshake gate: the library writes the CONNECT reply before it registers
 // the namespace on the client, and an EVENT read in that window makes it

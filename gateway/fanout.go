@@ -86,6 +86,14 @@ func (a *fanoutAdapter) Broadcast(p *parser.Packet, opts *socket.BroadcastOption
 		a.Adapter.Broadcast(p, opts) // volatile needs the engine's writable check
 		return
 	}
+	var w writeBatch
+	a.broadcast(p, opts, &w)
+	w.flush()
+}
+
+// broadcast queues packet on the sockets opts selects; the connections
+// whose write side it took are added to w, which the caller flushes.
+func (a *fanoutAdapter) broadcast(p *parser.Packet, opts *socket.BroadcastOptions, w *writeBatch) {
 	p.Nsp = a.Nsp().Name()
 	encoded := a.Nsp().Server().Encoder().Encode(p)
 	var frame []byte
@@ -103,7 +111,6 @@ func (a *fanoutAdapter) Broadcast(p *parser.Packet, opts *socket.BroadcastOption
 		writeOpts.Compress = opts.Flags.Compress
 	}
 
-	var idle []*frameWriter
 	delivered := 0
 	// The library's Broadcast also calls each socket's outgoing listeners
 	// (Socket.OnAnyOutgoing); the gateway registers none, so that per-socket
@@ -112,7 +119,7 @@ func (a *fanoutAdapter) Broadcast(p *parser.Packet, opts *socket.BroadcastOption
 		delivered++
 		if frame != nil && t != nil {
 			if t.queueFrames(frame) {
-				idle = append(idle, t)
+				w.idle = append(w.idle, t)
 			}
 			return
 		}
@@ -125,7 +132,6 @@ func (a *fanoutAdapter) Broadcast(p *parser.Packet, opts *socket.BroadcastOption
 			if sock.Connected() {
 				send(sock, directTransport(sock))
 			}
-			flushAll(idle)
 			return
 		}
 		// The hot path: one room, nobody excepted.
@@ -148,7 +154,6 @@ func (a *fanoutAdapter) Broadcast(p *parser.Packet, opts *socket.BroadcastOption
 	} else {
 		a.each(opts, func(sock *socket.Socket) { send(sock, directTransport(sock)) })
 	}
-	flushAll(idle)
 	a.metrics.Delivered(delivered)
 }
 
@@ -334,6 +339,23 @@ func directTransport(sock *socket.Socket) *frameWriter {
 	}
 	return nil
 }
+
+// writeBatch gathers the connections whose write side broadcasts took,
+// so that several broadcasts in a row (the events of one bus read) reach
+// each connection in one write: a connection already in the batch only
+// appends the next frame to its pending list.
+type writeBatch struct {
+	idle []*frameWriter
+}
+
+// flush writes every connection of the batch (flushAll) and empties it.
+func (w *writeBatch) flush() {
+	flushAll(w.idle)
+	w.idle = nil // flushAll's goroutines still read the old array
+}
+
+// pending reports whether connections wait for flush.
+func (w *writeBatch) pending() bool { return len(w.idle) > 0 }
 
 // flushAll writes the connections whose write side the caller owns, in up
 // to GOMAXPROCS parallel chunks; the caller's goroutine takes the first.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -55,6 +56,12 @@ type frameWriter struct {
 	closing      bool        // close the connection once pending is written
 	closed       bool        // the connection is closed: frames are dropped
 }
+
+// wsWriteCalls counts the process's write system calls to WebSocket
+// clients: nonblocking are the writev calls of flush, blocking the writes
+// of writeBlocking (a client whose socket buffer was full). With the
+// deliveries counter it gives frames per write, what coalescing saves.
+var wsWriteCalls struct{ nonblocking, blocking atomic.Uint64 }
 
 // maxPendingBytes bounds what a connection may have queued and unwritten.
 const maxPendingBytes = 8 << 20
@@ -169,6 +176,7 @@ func (w *frameWriter) flush() {
 func (w *frameWriter) writeBlocking(rest net.Buffers) {
 	for {
 		_ = w.conn.SetWriteDeadline(time.Now().Add(cmp.Or(w.writeTimeout, writeTimeout)))
+		wsWriteCalls.blocking.Add(1)
 		_, err := rest.WriteTo(w.conn)
 		_ = w.conn.SetWriteDeadline(time.Time{})
 		if err != nil {
@@ -198,6 +206,7 @@ func (w *frameWriter) tryWrite(batch net.Buffers) (net.Buffers, error) {
 		var werr error
 		if err := w.raw.Write(func(fd uintptr) bool {
 			for {
+				wsWriteCalls.nonblocking.Add(1)
 				n, werr = unix.Writev(int(fd), chunk)
 				if werr != unix.EINTR {
 					return true

@@ -196,15 +196,32 @@ func (s *leanSession) onClose(reason string, err error, afterWrites bool) {
 // errSessionClosed drops a closed session's queued frames.
 var errSessionClosed = errors.New("gateway: session closed")
 
-// closeConn leaves the poller and closes the connection.
+// closeConn leaves the poller and closes the connection once what was
+// queued is written (frameWriter.closeConn). The write side is shut at
+// once and the descriptor closed closeLinger later: closing a socket that
+// has unread input makes the kernel send a reset, and a reset can destroy
+// the close frame just written before the client reads it (a client still
+// sending the message that was too big, say, would see "connection
+// reset" instead of 1009).
 func (s *leanSession) closeConn() {
 	s.engine.poller.remove(s)
+	if hc, ok := s.fw.conn.(interface{ CloseWrite() error }); ok && hc.CloseWrite() == nil {
+		conn := s.fw.conn
+		time.AfterFunc(closeLinger, func() { _ = conn.Close() })
+		return
+	}
 	_ = s.fw.conn.Close()
 }
 
-// writeFailed ends the session after a failed write (frameWriter.failed).
+// closeLinger is how long a closed session's connection stays open for
+// reading only, so that the client reads the close frame.
+const closeLinger = time.Second
+
+// writeFailed ends the session after a failed write (frameWriter.failed):
+// the connection is closed at once.
 func (s *leanSession) writeFailed(err error) {
-	s.closeConn()
+	s.engine.poller.remove(s)
+	_ = s.fw.conn.Close()
 	if errors.Is(err, errSessionClosed) {
 		return
 	}

@@ -127,6 +127,45 @@ func TestLeanMessageTooBigCloses1009(t *testing.T) {
 	}
 }
 
+// A client still sending the message that was too big when the server
+// closed reads the close frame, and its writes meanwhile do not fail: the
+// server shuts its write side and keeps the connection open for a moment
+// (closeLinger) instead of closing it with input unread, which resets it.
+func TestLeanCloseFrameSurvivesUnreadInput(t *testing.T) {
+	_, url := newTestServer(t, Options{MaxMessageBytes: 1000})
+	addr := strings.TrimPrefix(url[:strings.Index(url, Path)], "ws://")
+	conn := idleClient(t, addr)
+	defer conn.Close()
+	// A text frame announcing 4,000 bytes (masked with a zero key), past
+	// the limit: the server closes on reading the header.
+	if _, err := conn.Write([]byte{0x81, 0x80 | 126, 0x0f, 0xa0, 0, 0, 0, 0}); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(conn)
+	var h [4]byte
+	if _, err := io.ReadFull(br, h[:]); err != nil {
+		t.Fatalf("reading the close frame: %v", err)
+	}
+	if h != [4]byte{0x88, 2, 0x03, 0xf1} {
+		t.Fatalf("frame % x, want a close frame with 1009", h)
+	}
+	// The client goes on sending the payload it announced; the server's
+	// socket still takes it (with an immediate close the first write is
+	// answered by a reset and the next ones fail), and then the server's
+	// FIN ends the stream.
+	chunk := make([]byte, 1000)
+	for i := range 4 {
+		time.Sleep(20 * time.Millisecond) // lets a reset, if any, arrive
+		if _, err := conn.Write(chunk); err != nil {
+			t.Fatalf("write %d after the close frame: %v (the connection was reset under it)", i, err)
+		}
+	}
+	if n, err := br.Read(h[:]); err != io.EOF {
+		t.Fatalf("after the close frame: %d bytes, %v; want EOF (the server's write side shut)", n, err)
+	}
+}
+
 // A message in fragments (a small client write buffer) is reassembled.
 func TestLeanFragmentedMessage(t *testing.T) {
 	_, url := newTestServer(t, Options{})

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -199,5 +200,65 @@ func TestCloseIsIdempotent(t *testing.T) {
 	}
 	if msg := c.read(); msg != "" {
 		t.Fatalf("the client still reads %q after Close", msg)
+	}
+}
+
+// TestDeliverBatchCoalescesWrites delivers 20 events to two rooms as one
+// batch (one bus read), then one at a time, then as a batch with no
+// coalescing window: every client gets its events in order each time, and
+// the batch takes one write per client where single events take one per
+// event.
+func TestDeliverBatchCoalescesWrites(t *testing.T) {
+	s, url := newTestServer(t, Options{})
+	a, b := dial(t, url), dial(t, url)
+	defer a.conn.Close()
+	defer b.conn.Close()
+	a.send("40", `42["subscribe_project",{"project_id":"a"}]`)
+	b.send("40", `42["subscribe_project",{"project_id":"b"}]`)
+	if a.waitEvent("subscribed_project") == "" || b.waitEvent("subscribed_project") == "" {
+		t.Fatal("subscribe not answered")
+	}
+	const n = 20
+	batch := make([]event.Event, n)
+	for i := range batch {
+		batch[i] = logLine([]string{"project_a", "project_b"}[i%2], i)
+	}
+	receiveAll := func(how string) {
+		t.Helper()
+		for i := range n {
+			c := map[int]*rawClient{0: a, 1: b}[i%2]
+			want := `{"job_id":"j","message":"` + strconv.Itoa(i) + `"}`
+			if got := c.waitEvent("log_line"); got != want {
+				t.Fatalf("%s: event %d = %q, want %q", how, i, got, want)
+			}
+		}
+	}
+	writes := func() uint64 { return wsWriteCalls.nonblocking.Load() + wsWriteCalls.blocking.Load() }
+
+	before := writes()
+	s.Deliver(batch...)
+	batched := writes() - before
+	receiveAll("batch")
+
+	before = writes()
+	for _, e := range batch {
+		s.Deliver(e)
+	}
+	single := writes() - before
+	receiveAll("one at a time")
+
+	defer func(w time.Duration) { coalesceWindow = w }(coalesceWindow)
+	coalesceWindow = 0
+	before = writes()
+	s.Deliver(batch...)
+	unwindowed := writes() - before
+	receiveAll("batch, no window")
+
+	t.Logf("write calls for %d events to 2 clients: batch %d, one at a time %d, batch with no window %d", n, batched, single, unwindowed)
+	if single < n || unwindowed < n-1 {
+		t.Errorf("one at a time %d and with no window %d write calls, want at least one per event (%d)", single, unwindowed, n)
+	}
+	if batched > 4 { // one per client, and room for a stray heartbeat
+		t.Errorf("a batch took %d write calls for 2 clients, want 2", batched)
 	}
 }

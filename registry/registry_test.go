@@ -75,7 +75,7 @@ func consume(t *testing.T, b bus.Bus) *sink {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = b.Consume(ctx, func(e event.Event) { s.mu.Lock(); s.events = append(s.events, e); s.mu.Unlock() })
+		_ = b.Consume(ctx, func(batch []event.Event) { s.mu.Lock(); s.events = append(s.events, batch...); s.mu.Unlock() })
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 	if hc, ok := b.(bus.HealthChecker); ok {
