@@ -55,6 +55,7 @@ type frameWriter struct {
 	writing      bool        // a goroutine owns the write side
 	closing      bool        // close the connection once pending is written
 	closed       bool        // the connection is closed: frames are dropped
+	linger       bool        // the server closes with input likely unread (lean sessions' closeWith)
 }
 
 // wsWriteCalls counts the process's write system calls to WebSocket
@@ -268,6 +269,21 @@ func (w *frameWriter) writeFailed(err error) {
 		return
 	}
 	w.failed(err)
+}
+
+// lingerOnClose marks the connection as closed by the server while the
+// client may still be sending (closeConn reads it).
+func (w *frameWriter) lingerOnClose() {
+	w.mu.Lock()
+	w.linger = true
+	w.mu.Unlock()
+}
+
+// lingers reports whether lingerOnClose was called.
+func (w *frameWriter) lingers() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.linger
 }
 
 // closeAfterWrites refuses further frames and closes the connection now

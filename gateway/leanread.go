@@ -269,6 +269,7 @@ func validCloseCode(code int) bool {
 // "transport error" (the library's reason for a read error). It returns
 // false, for the read path.
 func (s *leanSession) closeWith(code int, err error) bool {
+	s.fw.lingerOnClose()
 	s.fw.send(appendFrame(nil, opClose, binary.BigEndian.AppendUint16(nil, uint16(code))))
 	s.onClose("transport error", err, true)
 	return false

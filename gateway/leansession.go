@@ -197,18 +197,22 @@ func (s *leanSession) onClose(reason string, err error, afterWrites bool) {
 var errSessionClosed = errors.New("gateway: session closed")
 
 // closeConn leaves the poller and closes the connection once what was
-// queued is written (frameWriter.closeConn). The write side is shut at
-// once and the descriptor closed closeLinger later: closing a socket that
-// has unread input makes the kernel send a reset, and a reset can destroy
-// the close frame just written before the client reads it (a client still
-// sending the message that was too big, say, would see "connection
-// reset" instead of 1009).
+// queued is written (frameWriter.closeConn). When the server closes on a
+// client's error (closeWith), the client may still be sending: the write
+// side is shut at once and the descriptor closed closeLinger later, since
+// closing a socket that has unread input makes the kernel send a reset,
+// and a reset can destroy the close frame just written before the client
+// reads it (a client still sending the message that was too big would see
+// "connection reset" instead of 1009). Every other close (the client's
+// close frame or EOF, a server-side disconnect) closes at once.
 func (s *leanSession) closeConn() {
 	s.engine.poller.remove(s)
-	if hc, ok := s.fw.conn.(interface{ CloseWrite() error }); ok && hc.CloseWrite() == nil {
-		conn := s.fw.conn
-		time.AfterFunc(closeLinger, func() { _ = conn.Close() })
-		return
+	if s.fw.lingers() {
+		if hc, ok := s.fw.conn.(interface{ CloseWrite() error }); ok && hc.CloseWrite() == nil {
+			conn := s.fw.conn
+			time.AfterFunc(closeLinger, func() { _ = conn.Close() })
+			return
+		}
 	}
 	_ = s.fw.conn.Close()
 }
