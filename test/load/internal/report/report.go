@@ -296,7 +296,8 @@ var contextKeys = map[string]bool{
 func isContext(key string) bool {
 	// The events per request are the generator's doing, the same for
 	// every server: no ratio.
-	return contextKeys[key] || strings.HasPrefix(key, "other_cpu_percent@") || strings.HasPrefix(key, "mean_batch_events")
+	return contextKeys[key] || strings.HasPrefix(key, "other_cpu_percent@") ||
+		strings.HasPrefix(key, "mean_batch_events") || strings.HasPrefix(key, "server_mean_batch_events")
 }
 
 // anyHas reports whether some server of scen has the figure key (a row
@@ -458,6 +459,9 @@ func headlineRows(all map[string]*ScenarioResults) []row {
 		if anyHas(all, b, "mean_batch_events") {
 			rows = append(rows, row{name + " " + c + ": mean events per request posted", b, "mean_batch_events", true})
 		}
+		if anyHas(all, b, "server_mean_batch_events") {
+			rows = append(rows, row{name + " " + c + ": mean events per request, as the server counted them", b, "server_mean_batch_events", true})
+		}
 	}
 	for _, k := range stageKeys(all, "idle", "rss_per_conn_kb") {
 		rows = append(rows, row{"Idle: server RSS per connection at " + shortCount(at(k)) + " clients (KB)", "idle", k, false})
@@ -500,6 +504,9 @@ func headlineRows(all map[string]*ScenarioResults) []row {
 			)
 			if anyHas(all, "rooms100", "mean_batch_events@"+r) {
 				rows = append(rows, row{"Rooms100 " + r + "/s: mean events per request posted", "rooms100", "mean_batch_events@" + r, true})
+			}
+			if anyHas(all, "rooms100", "server_mean_batch_events@"+r) {
+				rows = append(rows, row{"Rooms100 " + r + "/s: mean events per request, as the server counted them", "rooms100", "server_mean_batch_events@" + r, true})
 			}
 		}
 		rows = append(rows, row{"Rooms100: lost deliveries (must be 0)", "rooms100", "lost", false})
@@ -761,7 +768,9 @@ const methodText = `- **Load generator**: ` + "`cmd/loadgen`" + `, one Go proces
 - **burst**: the same room, 200 webhooks posted as fast as 64 concurrent posters allow; deliveries/s from the
   first post to the last receipt. **burstbatch**: the same room, 1000 events in one request (the gateway's
   publish API ` + "`POST /api/events`" + `, the peers' bench-only ` + "`/_bench/emit`" + `): a batched producer.
-  *mean events per request* is counted by the generator over the requests it posted.
+  *mean events per request* is counted by the generator over the requests it posted; *as the server counted
+  them*: the gateway's ` + "`/metrics`" + ` (accepted ` + "`/api/events`" + ` requests, ` + "`job_completed`" + ` emitted), the node
+  peer's ` + "`GET /_bench/emits`" + ` (the flask peer does not count).
 - **idle**: clients connected in waves (1k, then up to 10k…); after each wave and 2 s of settling, RSS (VmRSS)
   and CPU over a 10 s idle window. RSS per connection = (RSS − RSS before any client) / clients.
   Connect rate = clients connected *and subscribed* per second with 200 handshakes in flight.

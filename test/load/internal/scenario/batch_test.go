@@ -92,8 +92,10 @@ func TestSteppedPostsFixedBatches(t *testing.T) {
 	if !slices.Equal(posts, []int{25, 25, 25, 25}) {
 		t.Errorf("the server got requests of %v events, want 4 of 25", posts)
 	}
-	if got := res.Figures["mean_batch_events@400"]; got != 25 {
-		t.Errorf("mean_batch_events@400 = %v, want 25", got)
+	for _, k := range []string{"mean_batch_events@400", "server_mean_batch_events@400"} {
+		if got := res.Figures[k]; got != 25 {
+			t.Errorf("%s = %v, want 25", k, got)
+		}
 	}
 	if _, ok := res.Figures["rss_per_client_kb@400"]; !ok {
 		t.Errorf("no rss_per_client_kb@400 in %v", res.Figures)
@@ -115,8 +117,10 @@ func TestBurstPostsBatches(t *testing.T) {
 	if !slices.Equal(posts, []int{6, 7, 7}) {
 		t.Errorf("the server got requests of %v events, want 7, 7 and 6", posts)
 	}
-	if got, want := res.Figures["mean_batch_events"], 20.0/3; got != want {
-		t.Errorf("mean_batch_events = %v, want %v", got, want)
+	for _, k := range []string{"mean_batch_events", "server_mean_batch_events"} {
+		if got, want := res.Figures[k], 20.0/3; got != want {
+			t.Errorf("%s = %v, want %v", k, got, want)
+		}
 	}
 	if !res.OK || res.Totals.Delivered != 100 {
 		t.Errorf("burst not clean: %+v", res.Totals)

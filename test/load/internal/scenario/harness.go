@@ -479,38 +479,42 @@ func fixedBatches(n int64, rate float64, size int) []batchSlot {
 
 // StepResult is the record of one step.
 type StepResult struct {
-	Type                string          `json:"type"`
-	Label               string          `json:"server"`
-	Scenario            string          `json:"scenario"`
-	Step                int             `json:"step"`
-	Clients             int             `json:"clients"`
-	Rooms               int             `json:"rooms"`
-	Source              string          `json:"source"`
-	TargetEventsPerSec  float64         `json:"target_events_per_sec,omitempty"`
-	TargetDeliveriesSec float64         `json:"target_deliveries_per_sec,omitempty"`
-	Burst               int             `json:"burst_events,omitempty"`
-	Batch               int             `json:"batch_size,omitempty"` // StepSpec.Batch: fixed batches
-	Events              int64           `json:"events"`
-	Posts               int64           `json:"posts"`             // requests posted
-	MeanBatch           float64         `json:"mean_batch_events"` // events per request posted
-	Accepted            int64           `json:"accepted"`
-	HTTPErrors          int64           `json:"http_errors"`
-	EventsPerSec        float64         `json:"events_per_sec"`
-	Expected            int64           `json:"expected_deliveries"`
-	Delivered           int64           `json:"delivered"`
-	Pending             int64           `json:"pending_after_drain"`
-	Seconds             float64         `json:"seconds"`
-	DeliveriesPerSec    float64         `json:"deliveries_per_sec"`
-	Server              procstat.Window `json:"server_cpu"`
-	ServerRSS           int64           `json:"server_rss_bytes"`     // at the end of the step
-	ServerRSSMax        int64           `json:"server_rss_max_bytes"` // highest sample during the step (every 250 ms) and at its end
-	PerCPUSecond        float64         `json:"deliveries_per_cpu_sec"`
-	CPUMicrosPerDeliv   float64         `json:"server_cpu_us_per_delivery"`
-	Gen                 procstat.Window `json:"generator_cpu"`
-	OtherCPUPercent     float64         `json:"other_processes_cpu_percent"`
-	LoadAvg             float64         `json:"loadavg_1m"`
-	Latency             stats.Latency   `json:"latency"`
-	PollingLatency      *stats.Latency  `json:"polling_latency,omitempty"`
+	Type                string  `json:"type"`
+	Label               string  `json:"server"`
+	Scenario            string  `json:"scenario"`
+	Step                int     `json:"step"`
+	Clients             int     `json:"clients"`
+	Rooms               int     `json:"rooms"`
+	Source              string  `json:"source"`
+	TargetEventsPerSec  float64 `json:"target_events_per_sec,omitempty"`
+	TargetDeliveriesSec float64 `json:"target_deliveries_per_sec,omitempty"`
+	Burst               int     `json:"burst_events,omitempty"`
+	Batch               int     `json:"batch_size,omitempty"` // StepSpec.Batch: fixed batches
+	Events              int64   `json:"events"`
+	Posts               int64   `json:"posts"`             // requests posted
+	MeanBatch           float64 `json:"mean_batch_events"` // events per request posted
+	// ServerPosts and ServerMeanBatch are the same as the server counted
+	// them (source.ReadPostCounts; 0 when it does not count them).
+	ServerPosts       int64           `json:"server_posts,omitempty"`
+	ServerMeanBatch   float64         `json:"server_mean_batch_events,omitempty"`
+	Accepted          int64           `json:"accepted"`
+	HTTPErrors        int64           `json:"http_errors"`
+	EventsPerSec      float64         `json:"events_per_sec"`
+	Expected          int64           `json:"expected_deliveries"`
+	Delivered         int64           `json:"delivered"`
+	Pending           int64           `json:"pending_after_drain"`
+	Seconds           float64         `json:"seconds"`
+	DeliveriesPerSec  float64         `json:"deliveries_per_sec"`
+	Server            procstat.Window `json:"server_cpu"`
+	ServerRSS         int64           `json:"server_rss_bytes"`     // at the end of the step
+	ServerRSSMax      int64           `json:"server_rss_max_bytes"` // highest sample during the step (every 250 ms) and at its end
+	PerCPUSecond      float64         `json:"deliveries_per_cpu_sec"`
+	CPUMicrosPerDeliv float64         `json:"server_cpu_us_per_delivery"`
+	Gen               procstat.Window `json:"generator_cpu"`
+	OtherCPUPercent   float64         `json:"other_processes_cpu_percent"`
+	LoadAvg           float64         `json:"loadavg_1m"`
+	Latency           stats.Latency   `json:"latency"`
+	PollingLatency    *stats.Latency  `json:"polling_latency,omitempty"`
 }
 
 // RunStep sends one step of events and waits for their deliveries.
@@ -526,6 +530,9 @@ func (h *Harness) RunStep(ctx context.Context, scenario string, spec StepSpec, c
 	if spec.Batch > 0 {
 		maxBatch = min(spec.Batch, h.src.MaxBatch())
 	}
+	// The server's own count of the requests and events (outside the CPU
+	// window): the check of the generator's batch sizes.
+	pc0, pcErr := h.postCounts(ctx)
 	s0, g0 := h.ServerSample(), h.genSample()
 	sys0, _ := procstat.System()
 	start := time.Now()
@@ -650,6 +657,12 @@ func (h *Harness) RunStep(ctx context.Context, scenario string, spec StepSpec, c
 	if r.Posts > 0 {
 		r.MeanBatch = float64(sc.postedEvs.Load()) / float64(r.Posts)
 	}
+	if pcErr == nil {
+		if pc1, err := h.postCounts(ctx); err == nil && pc1.Posts > pc0.Posts {
+			r.ServerPosts = int64(pc1.Posts - pc0.Posts)
+			r.ServerMeanBatch = (pc1.Events - pc0.Events) / (pc1.Posts - pc0.Posts)
+		}
+	}
 	r.LoadAvg = procstat.LoadAvg()
 	if r.Server.Seconds > 0 {
 		other := (sys1 - sys0).Seconds() - r.Server.CPUSeconds - r.Gen.CPUSeconds
@@ -687,6 +700,14 @@ func (h *Harness) RunStep(ctx context.Context, scenario string, spec StepSpec, c
 		r.CPUMicrosPerDeliv = 1e6 * r.Server.CPUSeconds / float64(r.Delivered)
 	}
 	return r
+}
+
+// postCounts reads the server's count of event requests (bounded by 2 s);
+// the error says it does not count them or could not be read.
+func (h *Harness) postCounts(ctx context.Context) (source.PostCounts, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return source.ReadPostCounts(ctx, h.http, h.cfg.URLs[0], h.src.Name())
 }
 
 // BaselineRSS is the servers' RSS (VmRSS, summed) read when the harness

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,6 +50,14 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.webhook(w, r)
 	case r.URL.Path == "/_bench/emit":
 		f.emit(w, r)
+	case r.URL.Path == "/_bench/emits":
+		f.mu.Lock()
+		n, evs := len(f.posts), 0
+		for _, p := range f.posts {
+			evs += p
+		}
+		f.mu.Unlock()
+		_, _ = io.WriteString(w, `{"posts":`+strconv.Itoa(n)+`,"events":`+strconv.Itoa(evs)+`}`)
 	case strings.HasPrefix(r.URL.Path, "/socket.io/"):
 		f.socket(w, r)
 	default:

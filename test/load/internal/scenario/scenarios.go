@@ -214,6 +214,9 @@ func Stepped(ctx context.Context, h *Harness, p SteppedParams) Result {
 		if r.Posts > 0 {
 			res.Figures["mean_batch_events@"+k] = r.MeanBatch
 		}
+		if r.ServerPosts > 0 {
+			res.Figures["server_mean_batch_events@"+k] = r.ServerMeanBatch
+		}
 		if v, ok := rssPerClientKB(r); ok {
 			res.Figures["rss_per_client_kb@"+k] = v
 		}
@@ -317,7 +320,7 @@ func Burst(ctx context.Context, h *Harness, p BurstParams) Result {
 	res := Result{Type: "result", Label: h.cfg.Label, Scenario: "burst", Figures: map[string]float64{},
 		Params: map[string]any{"clients": h.Connected(), "rooms": h.cfg.Rooms, "events": p.Events, "repeats": p.Repeats,
 			"batch": p.Batch, "workers": h.cfg.Workers, "source": h.cfg.Source}}
-	var dps, pcs, p99, cpu, other, gen, batch []float64
+	var dps, pcs, p99, cpu, other, gen, batch, srvBatch []float64
 	for i := 0; i < p.Repeats && i < maxSteps && ctx.Err() == nil; i++ {
 		r := h.RunStep(ctx, "burst", StepSpec{Index: i, Burst: p.Events, Batch: p.Batch, Drain: p.Drain}, UniformChooser(h.cfg.Rooms))
 		h.cfg.Emit(r)
@@ -325,6 +328,9 @@ func Burst(ctx context.Context, h *Harness, p BurstParams) Result {
 			h.cfg.Label, i, r.Events, r.Posts, r.MeanBatch, r.DeliveriesPerSec, r.Delivered, r.Expected, r.Server.CPUPercent, r.Gen.CPUPercent,
 			r.Latency.P50, r.Latency.P99)
 		batch = append(batch, r.MeanBatch)
+		if r.ServerPosts > 0 {
+			srvBatch = append(srvBatch, r.ServerMeanBatch)
+		}
 		dps = append(dps, r.DeliveriesPerSec)
 		pcs = append(pcs, r.PerCPUSecond)
 		p99 = append(p99, r.Latency.P99)
@@ -340,6 +346,9 @@ func Burst(ctx context.Context, h *Harness, p BurstParams) Result {
 	res.Figures["generator_cpu_percent"] = stats.SpreadOf(gen).Median
 	res.Figures["other_processes_cpu_percent"] = stats.SpreadOf(other).Median
 	res.Figures["mean_batch_events"] = stats.SpreadOf(batch).Median
+	if len(srvBatch) > 0 {
+		res.Figures["server_mean_batch_events"] = stats.SpreadOf(srvBatch).Median
+	}
 	t := h.Finish("burst")
 	res.Totals = &t
 	res.Figures["lost"] = float64(t.Lost)
