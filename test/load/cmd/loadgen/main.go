@@ -145,7 +145,7 @@ func run() int {
 		n    int
 	}{{"-batch", *batch}, {"-burst-batch", *burstBatch}} {
 		if b.n < 0 || b.n > h.MaxBatch() {
-			fmt.Fprintf(os.Stderr, "loadgen: %s %d: source %s carries 1 to %d events per request\n", b.name, b.n, *src, h.MaxBatch())
+			fmt.Fprintf(os.Stderr, "loadgen: %s %d: source %s carries at most %d event(s) per request (batches need -source publish or emitter)\n", b.name, b.n, *src, h.MaxBatch())
 			return 2
 		}
 	}
