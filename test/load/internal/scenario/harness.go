@@ -479,42 +479,40 @@ func fixedBatches(n int64, rate float64, size int) []batchSlot {
 
 // StepResult is the record of one step.
 type StepResult struct {
-	Type                string  `json:"type"`
-	Label               string  `json:"server"`
-	Scenario            string  `json:"scenario"`
-	Step                int     `json:"step"`
-	Clients             int     `json:"clients"`
-	Rooms               int     `json:"rooms"`
-	Source              string  `json:"source"`
-	TargetEventsPerSec  float64 `json:"target_events_per_sec,omitempty"`
-	TargetDeliveriesSec float64 `json:"target_deliveries_per_sec,omitempty"`
-	Burst               int     `json:"burst_events,omitempty"`
-	Batch               int     `json:"batch_size,omitempty"` // StepSpec.Batch: fixed batches
-	Events              int64   `json:"events"`
-	Posts               int64   `json:"posts"`             // requests posted
-	MeanBatch           float64 `json:"mean_batch_events"` // events per request posted
-	// ServerPosts and ServerMeanBatch are the same as the server counted
-	// them (source.ReadPostCounts; 0 when it does not count them).
-	ServerPosts       int64           `json:"server_posts,omitempty"`
-	ServerMeanBatch   float64         `json:"server_mean_batch_events,omitempty"`
-	Accepted          int64           `json:"accepted"`
-	HTTPErrors        int64           `json:"http_errors"`
-	EventsPerSec      float64         `json:"events_per_sec"`
-	Expected          int64           `json:"expected_deliveries"`
-	Delivered         int64           `json:"delivered"`
-	Pending           int64           `json:"pending_after_drain"`
-	Seconds           float64         `json:"seconds"`
-	DeliveriesPerSec  float64         `json:"deliveries_per_sec"`
-	Server            procstat.Window `json:"server_cpu"`
-	ServerRSS         int64           `json:"server_rss_bytes"`     // at the end of the step
-	ServerRSSMax      int64           `json:"server_rss_max_bytes"` // highest sample during the step (every 250 ms) and at its end
-	PerCPUSecond      float64         `json:"deliveries_per_cpu_sec"`
-	CPUMicrosPerDeliv float64         `json:"server_cpu_us_per_delivery"`
-	Gen               procstat.Window `json:"generator_cpu"`
-	OtherCPUPercent   float64         `json:"other_processes_cpu_percent"`
-	LoadAvg           float64         `json:"loadavg_1m"`
-	Latency           stats.Latency   `json:"latency"`
-	PollingLatency    *stats.Latency  `json:"polling_latency,omitempty"`
+	Type                string          `json:"type"`
+	Label               string          `json:"server"`
+	Scenario            string          `json:"scenario"`
+	Step                int             `json:"step"`
+	Clients             int             `json:"clients"`
+	Rooms               int             `json:"rooms"`
+	Source              string          `json:"source"`
+	TargetEventsPerSec  float64         `json:"target_events_per_sec,omitempty"`
+	TargetDeliveriesSec float64         `json:"target_deliveries_per_sec,omitempty"`
+	Burst               int             `json:"burst_events,omitempty"`
+	Batch               int             `json:"batch_size,omitempty"` // StepSpec.Batch: fixed batches
+	Events              int64           `json:"events"`
+	Posts               int64           `json:"posts"`                              // requests posted
+	MeanBatch           float64         `json:"mean_batch_events"`                  // events per request posted
+	ServerPosts         int64           `json:"server_posts,omitempty"`             // requests as the server counted them (source.ReadPostCounts; 0: not counted)
+	ServerMeanBatch     float64         `json:"server_mean_batch_events,omitempty"` // events per request as the server counted them
+	Accepted            int64           `json:"accepted"`
+	HTTPErrors          int64           `json:"http_errors"`
+	EventsPerSec        float64         `json:"events_per_sec"`
+	Expected            int64           `json:"expected_deliveries"`
+	Delivered           int64           `json:"delivered"`
+	Pending             int64           `json:"pending_after_drain"`
+	Seconds             float64         `json:"seconds"`
+	DeliveriesPerSec    float64         `json:"deliveries_per_sec"`
+	Server              procstat.Window `json:"server_cpu"`
+	ServerRSS           int64           `json:"server_rss_bytes"`     // at the end of the step
+	ServerRSSMax        int64           `json:"server_rss_max_bytes"` // highest sample during the step (every 250 ms) and at its end
+	PerCPUSecond        float64         `json:"deliveries_per_cpu_sec"`
+	CPUMicrosPerDeliv   float64         `json:"server_cpu_us_per_delivery"`
+	Gen                 procstat.Window `json:"generator_cpu"`
+	OtherCPUPercent     float64         `json:"other_processes_cpu_percent"`
+	LoadAvg             float64         `json:"loadavg_1m"`
+	Latency             stats.Latency   `json:"latency"`
+	PollingLatency      *stats.Latency  `json:"polling_latency,omitempty"`
 }
 
 // RunStep sends one step of events and waits for their deliveries.
