@@ -52,6 +52,8 @@ func run() int {
 		p99Limit    = flag.Duration("p99-limit", 50*time.Millisecond, "the knee's p99 bound")
 		burstEvents = flag.Int("burst-events", 200, "burst: events per burst")
 		burstRep    = flag.Int("burst-repeats", 3, "burst: bursts")
+		burstBatch  = flag.Int("burst-batch", 0, "burst: events per request (needs -source publish or emitter; 0: one webhook per event, or 100 with a batch source)")
+		batch       = flag.Int("batch", 0, "fanout, rooms, e2e: every request carries exactly this many events, one request every batch/rate seconds (needs -source publish or emitter; 0: what is due at each tick, up to 100)")
 		ingestDur   = flag.Duration("ingest-duration", 5*time.Second, "ingest: measuring time")
 		ingestConns = flag.Int("ingest-conns", 32, "ingest: keep-alive connections")
 		workers     = flag.Int("workers", 64, "concurrent event posts")
@@ -138,6 +140,16 @@ func run() int {
 		return 2
 	}
 
+	for _, b := range []struct {
+		name string
+		n    int
+	}{{"-batch", *batch}, {"-burst-batch", *burstBatch}} {
+		if b.n < 0 || b.n > h.MaxBatch() {
+			fmt.Fprintf(os.Stderr, "loadgen: %s %d: source %s carries at most %d event(s) per request (batches need -source publish or emitter)\n", b.name, b.n, *src, h.MaxBatch())
+			return 2
+		}
+	}
+
 	rateList, err := floats(*rates)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen: bad -rates:", err)
@@ -166,7 +178,7 @@ func run() int {
 			res.Totals = &t
 			break
 		}
-		p := scenario.SteppedParams{Name: *scen, Step: *step, P99Limit: *p99Limit, Pause: 300 * time.Millisecond}
+		p := scenario.SteppedParams{Name: *scen, Step: *step, P99Limit: *p99Limit, Pause: 300 * time.Millisecond, Batch: *batch}
 		switch *scen {
 		case "fanout":
 			p.Choose = scenario.FanoutChooser()
@@ -221,7 +233,7 @@ func run() int {
 			res = scenario.Result{Type: "result", Label: *label, Scenario: *scen, Totals: &t}
 			break
 		}
-		res = scenario.Burst(ctx, h, *burstEvents, *burstRep)
+		res = scenario.Burst(ctx, h, scenario.BurstParams{Events: *burstEvents, Repeats: *burstRep, Batch: *burstBatch})
 	case "ingest":
 		res = scenario.Ingest(ctx, h, scenario.IngestParams{Duration: *ingestDur, Conns: *ingestConns})
 	default:

@@ -67,6 +67,10 @@ func chartPanels(all map[string]*ScenarioResults) []panel {
 		dpcs.cats = append(dpcs.cats, category{"burst " + clientsOf(all, "burst"), "burst", "deliveries_per_cpu_sec"})
 		thr.cats = append(thr.cats, category{"burst " + clientsOf(all, "burst"), "burst", "deliveries_per_sec"})
 	}
+	if all["burstbatch"] != nil {
+		dpcs.cats = append(dpcs.cats, category{"batched burst " + clientsOf(all, "burstbatch"), "burstbatch", "deliveries_per_cpu_sec"})
+		thr.cats = append(thr.cats, category{"batched burst " + clientsOf(all, "burstbatch"), "burstbatch", "deliveries_per_sec"})
+	}
 	if all["rooms"] != nil {
 		dpcs.cats = append(dpcs.cats, category{"rooms " + clientsOf(all, "rooms") + " (knee)", "rooms", "knee_deliveries_per_cpu_sec"})
 		p99.cats = append(p99.cats, category{"rooms (knee)", "rooms", "knee_p99_ms"})

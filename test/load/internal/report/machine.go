@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/meshgen/gateway/test/load/internal/scenario"
 	"github.com/meshgen/gateway/test/load/internal/stats"
@@ -49,6 +50,23 @@ type Machine struct {
 	Started        string            `json:"started"`
 	Finished       string            `json:"finished"`
 	Notes          []string          `json:"notes,omitempty"`
+	// SyscallCost is the CPU cost of small socket writes on this host
+	// (MeasureSyscallCost), measured when bench starts: absolute figures
+	// move with it between hosts of one CPU family; ratios hold better.
+	SyscallCost *SyscallCost `json:"syscall_cost,omitempty"`
+}
+
+// SyscallCost is the CPU time of small writes on a loopback TCP connection
+// (the writing thread's CPU clock; the loopback delivery into the reader's
+// socket runs in that thread too), the median of several rounds.
+type SyscallCost struct {
+	WriteNs           float64 `json:"write_ns_per_call"`    // write(2) of BufferBytes
+	WritevPerBufferNs float64 `json:"writev_ns_per_buffer"` // writev(2) of WritevBuffers buffers of BufferBytes, per buffer
+	BufferBytes       int     `json:"buffer_bytes"`         // 128
+	WritevBuffers     int     `json:"writev_buffers"`       // 16
+	Conns             int     `json:"conns"`                // connections the calls go round-robin over
+	Rounds            int     `json:"rounds"`               // rounds of each kind measured
+	Error             string  `json:"error,omitempty"`      // why it is missing or partial
 }
 
 func out(name string, args ...string) string {
@@ -114,6 +132,11 @@ func CollectMachine(repoDir, moduleDir string) Machine {
 		commit += " (with uncommitted changes)"
 	}
 	m.GatewayCommit = commit
+	sc, err := MeasureSyscallCost(time.Second)
+	if err != nil {
+		sc.Error = err.Error()
+	}
+	m.SyscallCost = &sc
 	return m
 }
 

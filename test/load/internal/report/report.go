@@ -294,7 +294,40 @@ var contextKeys = map[string]bool{
 }
 
 func isContext(key string) bool {
-	return contextKeys[key] || strings.HasPrefix(key, "other_cpu_percent@")
+	// The events per request are the generator's doing, the same for
+	// every server: no ratio.
+	return contextKeys[key] || strings.HasPrefix(key, "other_cpu_percent@") ||
+		strings.HasPrefix(key, "mean_batch_events") || strings.HasPrefix(key, "server_mean_batch_events")
+}
+
+// anyHas reports whether some server of scen has the figure key (a row
+// for a figure older results lack would read "no knee").
+func anyHas(all map[string]*ScenarioResults, scen, key string) bool {
+	if all[scen] == nil {
+		return false
+	}
+	for s := range all[scen].Servers {
+		if _, ok := figure(all, scen, s, key); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// rssKeyAt returns the rss_per_client_kb@<events/s> key of a one-room
+// scenario whose rate is deliveries deliveries/s (events/s × the
+// clients connected, within 1%), or "".
+func rssKeyAt(all map[string]*ScenarioResults, scen string, deliveries float64) string {
+	n, err := strconv.ParseFloat(argOf(all, scen, "-clients"), 64)
+	if err != nil || n <= 0 {
+		return ""
+	}
+	for _, k := range stageKeys(all, scen, "rss_per_client_kb") {
+		if ev, err := strconv.ParseFloat(at(k), 64); err == nil && math.Abs(ev*n-deliveries) <= deliveries/100 {
+			return k
+		}
+	}
+	return ""
 }
 
 // stageKeys returns the keys prefix@N present in a scenario, sorted by N.
@@ -398,14 +431,37 @@ func headlineRows(all map[string]*ScenarioResults) []row {
 			n, _ := strconv.ParseFloat(argOf(all, fan, "-clients"), 64)
 			rows = append(rows, row{fmt.Sprintf("Fan-out %s: p99 at the lowest rate, %s events/s = %s deliveries/s (ms)", c, at(ks[0]), short(ev*n)), fan, ks[0], false})
 		}
+		if k := rssKeyAt(all, fan, 10000); k != "" {
+			rows = append(rows, row{"Fan-out " + c + ": server RSS per client under load, 10k deliveries/s (KB; RSS growth since before any client, highest reading of the step)", fan, k, false})
+		}
+		if anyHas(all, fan, "knee_rss_per_client_kb") {
+			rows = append(rows, row{"Fan-out " + c + ": server RSS per client at the knee (KB)", fan, "knee_rss_per_client_kb", false})
+		}
 	}
-	if all["burst"] != nil {
-		c := clientsOf(all, "burst")
+	for _, b := range []string{"burst", "burstbatch"} {
+		if all[b] == nil {
+			continue
+		}
+		c := clientsOf(all, b)
+		how := "one webhook per event"
+		if n := argOf(all, b, "-burst-batch"); n != "" {
+			how = "in requests of " + n + " (gateway: publish API; peers: /_bench/emit)"
+		}
+		name := "Burst"
+		if b == "burstbatch" {
+			name = "Batched burst"
+		}
 		rows = append(rows,
-			row{"Burst, " + c + " clients, " + argOf(all, "burst", "-burst-events") + " events as fast as possible: deliveries/s", "burst", "deliveries_per_sec", true},
-			row{"Burst " + c + ": deliveries per server CPU-second", "burst", "deliveries_per_cpu_sec", true},
-			row{"Burst " + c + ": p99 latency (ms)", "burst", "p99_ms", false},
+			row{name + ", " + c + " clients, " + argOf(all, b, "-burst-events") + " events as fast as possible, " + how + ": deliveries/s", b, "deliveries_per_sec", true},
+			row{name + " " + c + ": deliveries per server CPU-second", b, "deliveries_per_cpu_sec", true},
+			row{name + " " + c + ": p99 latency (ms)", b, "p99_ms", false},
 		)
+		if anyHas(all, b, "mean_batch_events") {
+			rows = append(rows, row{name + " " + c + ": mean events per request posted", b, "mean_batch_events", true})
+		}
+		if anyHas(all, b, "server_mean_batch_events") {
+			rows = append(rows, row{name + " " + c + ": mean events per request, as the server counted them", b, "server_mean_batch_events", true})
+		}
 	}
 	for _, k := range stageKeys(all, "idle", "rss_per_conn_kb") {
 		rows = append(rows, row{"Idle: server RSS per connection at " + shortCount(at(k)) + " clients (KB)", "idle", k, false})
@@ -430,6 +486,10 @@ func headlineRows(all map[string]*ScenarioResults) []row {
 	}
 	if all["rooms100"] != nil {
 		c := clientsOf(all, "rooms100")
+		batches := "in batches of exactly " + argOf(all, "rooms100", "-batch")
+		if argOf(all, "rooms100", "-batch") == "" {
+			batches = "in batches of up to 100 (what was due at each tick)"
+		}
 		for _, k := range stageKeys(all, "rooms100", "p99_ms") {
 			r := at(k)
 			d := r
@@ -437,11 +497,17 @@ func headlineRows(all map[string]*ScenarioResults) []row {
 				d = shortCount(strconv.FormatFloat(n*10, 'f', 0, 64))
 			}
 			rows = append(rows,
-				row{"Rooms100, " + c + " clients in 100 rooms, " + r + " events/s in batches of 100 (" + d + " deliveries/s): p50 (ms)", "rooms100", "p50_ms@" + r, false},
+				row{"Rooms100, " + c + " clients in 100 rooms, " + r + " events/s " + batches + " (" + d + " deliveries/s): p50 (ms)", "rooms100", "p50_ms@" + r, false},
 				row{"Rooms100 " + r + "/s: p99 (ms)", "rooms100", "p99_ms@" + r, false},
 				row{"Rooms100 " + r + "/s: p99.9 (ms)", "rooms100", "p999_ms@" + r, false},
 				row{"Rooms100 " + r + "/s: deliveries per server CPU-second", "rooms100", "deliveries_per_cpu_sec@" + r, true},
 			)
+			if anyHas(all, "rooms100", "mean_batch_events@"+r) {
+				rows = append(rows, row{"Rooms100 " + r + "/s: mean events per request posted", "rooms100", "mean_batch_events@" + r, true})
+			}
+			if anyHas(all, "rooms100", "server_mean_batch_events@"+r) {
+				rows = append(rows, row{"Rooms100 " + r + "/s: mean events per request, as the server counted them", "rooms100", "server_mean_batch_events@" + r, true})
+			}
 		}
 		rows = append(rows, row{"Rooms100: lost deliveries (must be 0)", "rooms100", "lost", false})
 	}
@@ -501,6 +567,10 @@ func markdown(all map[string]*ScenarioResults, m *Machine, servers []string) str
 		w("| | |\n|---|---|\n")
 		w("| CPUs (`nproc`) | %d |\n| CPU model | %s |\n| memory | %s |\n| kernel | %s |\n", m.CPUs, m.CPUModel, m.MemTotal, m.Kernel)
 		w("| open files (`ulimit -n`) | %s |\n| ephemeral ports | %s |\n", m.OpenFilesLimit, m.PortRange)
+		if sc := m.SyscallCost; sc != nil {
+			w("| syscall cost: CPU per %d-byte `write` on loopback TCP | %s |\n", sc.BufferBytes, syscallCell(sc, sc.WriteNs))
+			w("| syscall cost: CPU per buffer of a %d × %d-byte `writev` | %s |\n", sc.WritevBuffers, sc.BufferBytes, syscallCell(sc, sc.WritevPerBufferNs))
+		}
 		keys := make([]string, 0, len(m.Versions))
 		for k := range m.Versions {
 			keys = append(keys, k)
@@ -696,13 +766,22 @@ const methodText = `- **Load generator**: ` + "`cmd/loadgen`" + `, one Go proces
   The **knee** is the last step whose p99 ≤ 50 ms, with every delivery made and the target rate reached;
   the run stops after the first step past it.
 - **burst**: the same room, 200 webhooks posted as fast as 64 concurrent posters allow; deliveries/s from the
-  first post to the last receipt.
+  first post to the last receipt. **burstbatch**: the same room, 1000 events in one request (the gateway's
+  publish API ` + "`POST /api/events`" + `, the peers' bench-only ` + "`/_bench/emit`" + `): a batched producer.
+  *mean events per request* is counted by the generator over the requests it posted; *as the server counted
+  them*: the gateway's ` + "`/metrics`" + ` (accepted ` + "`/api/events`" + ` requests, ` + "`job_completed`" + ` emitted), the node
+  peer's ` + "`GET /_bench/emits`" + ` (the flask peer does not count).
 - **idle**: clients connected in waves (1k, then up to 10k…); after each wave and 2 s of settling, RSS (VmRSS)
   and CPU over a 10 s idle window. RSS per connection = (RSS − RSS before any client) / clients.
   Connect rate = clients connected *and subscribed* per second with 200 handshakes in flight.
 - **rooms**: 10k clients over 1k project rooms (5% on long-polling, every client also joins a batch room);
   80% of webhooks go to the hottest 20% of rooms, 10% carry a ~2 KB result, 10% are ` + "`job_failed`" + `; steps of
   increasing webhook rates, knee as above.
+- **rooms100**: 1k websocket clients over 100 rooms, 1000 to 5000 events/s in requests of exactly 100 events
+  (one request every 100 ms at 1000/s, every 20 ms at 5000/s; every event of a request carries the request's
+  scheduled time), so the figure is fan-out and not a request per event.
+- **RSS per client under load** (stepped scenarios): (the server's highest VmRSS during a step, sampled every
+  250 ms − its RSS before any client connected) / clients.
 - **e2e**: 1k clients over 100 rooms (5% polling), webhooks at fixed rates; latency from the scheduled HTTP
   request to the client's receipt, loss must be 0.
 - **ingest**: verified webhooks per second into a room nobody is in (HTTP only): 32 keep-alive connections
@@ -715,6 +794,18 @@ const methodText = `- **Load generator**: ` + "`cmd/loadgen`" + `, one Go proces
 
 `
 
+// syscallCell is one syscall-cost figure for the machine table.
+func syscallCell(sc *SyscallCost, ns float64) string {
+	if ns <= 0 {
+		return "not measured: " + sc.Error
+	}
+	cell := strconv.FormatFloat(ns, 'f', 0, 64) + " ns (median of " + strconv.Itoa(sc.Rounds) + " rounds, calls round-robin over " + strconv.Itoa(sc.Conns) + " connections)"
+	if sc.Error != "" {
+		cell += "; " + sc.Error
+	}
+	return cell
+}
+
 func contains(xs []string, x string) bool {
 	for _, v := range xs {
 		if v == x {
@@ -724,7 +815,7 @@ func contains(xs []string, x string) bool {
 	return false
 }
 
-var scenarioRank = map[string]int{"fanout": 0, "fanout10k": 1, "burst": 2, "idle": 3, "rooms": 4, "rooms100": 5, "e2e": 6, "ingest": 7}
+var scenarioRank = map[string]int{"fanout": 0, "fanout10k": 1, "burst": 2, "burstbatch": 3, "idle": 4, "rooms": 5, "rooms100": 6, "e2e": 7, "ingest": 8}
 
 func scenarioOrder(all map[string]*ScenarioResults) []string {
 	var out []string

@@ -98,3 +98,66 @@ func TestLoadSkipsOtherReports(t *testing.T) {
 		t.Fatalf("loaded %v, want fanout only", all)
 	}
 }
+
+// The rows of issue 13's figures: batch sizes, the batched burst, RSS
+// per client under load and the host's syscall cost.
+func TestReportIssue13Rows(t *testing.T) {
+	dir := t.TempDir()
+	mk := func(vals map[string]float64) *ServerResults {
+		s := &ServerResults{OK: true, Figures: map[string]stats.Spread{}}
+		for k, v := range vals {
+			s.Figures[k] = stats.SpreadOf([]float64{v})
+		}
+		s.Runs = []scenario.Result{{Type: "result", OK: true, Totals: &scenario.Totals{}}}
+		return s
+	}
+	write := func(name string, v any) {
+		b, _ := json.Marshal(v)
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("rooms100.json", ScenarioResults{Scenario: "rooms100", Runs: 1,
+		LoadgenArgs: []string{"-scenario", "e2e", "-clients", "1000", "-rooms", "100", "-rates", "1000", "-batch", "100"},
+		Servers: map[string]*ServerResults{
+			"gateway": mk(map[string]float64{"p99_ms@1000": 5, "mean_batch_events@1000": 100, "server_mean_batch_events@1000": 100}),
+			"node":    mk(map[string]float64{"p99_ms@1000": 9, "mean_batch_events@1000": 100}),
+		}})
+	write("burstbatch.json", ScenarioResults{Scenario: "burstbatch", Runs: 1,
+		LoadgenArgs: []string{"-scenario", "burst", "-clients", "1000", "-burst-events", "1000", "-burst-batch", "1000"},
+		Servers: map[string]*ServerResults{
+			"gateway": mk(map[string]float64{"deliveries_per_sec": 900000, "mean_batch_events": 1000}),
+			"node":    mk(map[string]float64{"deliveries_per_sec": 300000, "mean_batch_events": 1000}),
+		}})
+	write("fanout10k.json", ScenarioResults{Scenario: "fanout10k", Runs: 1,
+		LoadgenArgs: []string{"-scenario", "fanout", "-clients", "10000"},
+		Servers: map[string]*ServerResults{
+			"gateway": mk(map[string]float64{"rss_per_client_kb@1": 12.5, "rss_per_client_kb@2": 13, "knee_rss_per_client_kb": 14}),
+			"node":    mk(map[string]float64{"rss_per_client_kb@1": 25, "rss_per_client_kb@2": 26}),
+		}})
+	write("machine.json", Machine{CPUs: 2, CPUModel: "test cpu",
+		SyscallCost: &SyscallCost{WriteNs: 1400, WritevPerBufferNs: 95, BufferBytes: 128, WritevBuffers: 16, Conns: 32, Rounds: 8}})
+	out := filepath.Join(dir, "out")
+	if err := Write(dir, out); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "benchmarks.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := string(b)
+	for _, want := range []string{
+		"| syscall cost: CPU per 128-byte `write` on loopback TCP | 1400 ns",
+		"| syscall cost: CPU per buffer of a 16 × 128-byte `writev` | 95 ns",
+		"1000 events/s in batches of exactly 100 (10k deliveries/s): p50 (ms)",
+		"| Rooms100 1000/s: mean events per request posted | 100 | 100 | – |",
+		"| Rooms100 1000/s: mean events per request, as the server counted them | 100 | – | – |",
+		"| Batched burst, 1k clients, 1000 events as fast as possible, in requests of 1000 (gateway: publish API; peers: /_bench/emit): deliveries/s | 900,000 | 300,000 | 3.00× ✓ |",
+		"| Fan-out 10k: server RSS per client under load, 10k deliveries/s (KB; RSS growth since before any client, highest reading of the step) | 12.5 | 25.0 | 0.50× ✓ |",
+		"| Fan-out 10k: server RSS per client at the knee (KB) | 14.0 | no knee",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+}

@@ -63,6 +63,8 @@ type stepCounters struct {
 	delivered atomic.Int64
 	lastRecv  atomic.Int64
 	firstSend atomic.Int64
+	posts     atomic.Int64    // requests posted (each carries one batch)
+	postedEvs atomic.Int64    // events in those requests
 	hist      stats.Histogram // every client
 	histPoll  stats.Histogram // polling clients only
 }
@@ -404,6 +406,8 @@ func (h *Harness) send(evs []source.Event) {
 	if sc.firstSend.Load() == 0 {
 		sc.firstSend.CompareAndSwap(0, now)
 	}
+	sc.posts.Add(1)
+	sc.postedEvs.Add(int64(len(evs)))
 	if err := h.src.Send(ctx, evs); err != nil {
 		sc.httpErr.Add(int64(len(evs)))
 		h.noteError("send", err)
@@ -428,7 +432,49 @@ type StepSpec struct {
 	Rate     float64       // events per second (paced, open loop)
 	Duration time.Duration // sending time
 	Burst    int           // >0: send this many events as fast as the workers can, ignoring Rate
-	Drain    time.Duration // max wait for late deliveries after sending (default 10s)
+	// Batch is the events per request. >0: every request carries exactly
+	// Batch events (the last of a step may carry fewer); a paced step then
+	// posts one batch every Batch/Rate seconds (fixedBatches). 0: a paced
+	// step posts whatever is due at each tick (up to DefaultBatch events,
+	// so at low rates mostly one), a burst posts batches of DefaultBatch.
+	// At most the source's MaxBatch.
+	Batch int
+	Drain time.Duration // max wait for late deliveries after sending (default 10s)
+}
+
+// DefaultBatch is the most events one request carries when StepSpec.Batch
+// is 0 (and the source takes batches).
+const DefaultBatch = 100
+
+// MaxBatch is the most events one request of the harness's source may
+// carry (1 for webhooks).
+func (h *Harness) MaxBatch() int { return h.src.MaxBatch() }
+
+// batchSlot is one request of a paced step in fixed batches: the step's
+// events [First, End), due Due after the step's start.
+type batchSlot struct {
+	First, End int64
+	Due        time.Duration
+}
+
+// fixedBatches is the schedule of a paced step of n events at rate
+// events/s, posted in batches of size: batch k carries events
+// [k*size, min((k+1)*size, n)) and is due when its window of the rate
+// closes, End/rate after the start. So the rate holds (n events over
+// n/rate seconds, one batch every size/rate seconds), no batch is due
+// after the step's end, and there are ceil(n/size) slots. Nil when n,
+// rate or size is not positive.
+func fixedBatches(n int64, rate float64, size int) []batchSlot {
+	if n <= 0 || rate <= 0 || size <= 0 {
+		return nil
+	}
+	interval := float64(time.Second) / rate
+	out := make([]batchSlot, 0, (n+int64(size)-1)/int64(size))
+	for first := int64(0); first < n; first += int64(size) {
+		end := min(first+int64(size), n)
+		out = append(out, batchSlot{First: first, End: end, Due: time.Duration(float64(end) * interval)})
+	}
+	return out
 }
 
 // StepResult is the record of one step.
@@ -443,7 +489,12 @@ type StepResult struct {
 	TargetEventsPerSec  float64         `json:"target_events_per_sec,omitempty"`
 	TargetDeliveriesSec float64         `json:"target_deliveries_per_sec,omitempty"`
 	Burst               int             `json:"burst_events,omitempty"`
+	Batch               int             `json:"batch_size,omitempty"` // StepSpec.Batch: fixed batches
 	Events              int64           `json:"events"`
+	Posts               int64           `json:"posts"`                              // requests posted
+	MeanBatch           float64         `json:"mean_batch_events"`                  // events per request posted
+	ServerPosts         int64           `json:"server_posts,omitempty"`             // requests as the server counted them (source.ReadPostCounts; 0: not counted)
+	ServerMeanBatch     float64         `json:"server_mean_batch_events,omitempty"` // events per request as the server counted them
 	Accepted            int64           `json:"accepted"`
 	HTTPErrors          int64           `json:"http_errors"`
 	EventsPerSec        float64         `json:"events_per_sec"`
@@ -453,7 +504,8 @@ type StepResult struct {
 	Seconds             float64         `json:"seconds"`
 	DeliveriesPerSec    float64         `json:"deliveries_per_sec"`
 	Server              procstat.Window `json:"server_cpu"`
-	ServerRSS           int64           `json:"server_rss_bytes"`
+	ServerRSS           int64           `json:"server_rss_bytes"`     // at the end of the step
+	ServerRSSMax        int64           `json:"server_rss_max_bytes"` // highest sample during the step (every 250 ms) and at its end
 	PerCPUSecond        float64         `json:"deliveries_per_cpu_sec"`
 	CPUMicrosPerDeliv   float64         `json:"server_cpu_us_per_delivery"`
 	Gen                 procstat.Window `json:"generator_cpu"`
@@ -472,10 +524,17 @@ func (h *Harness) RunStep(ctx context.Context, scenario string, spec StepSpec, c
 	sc := &h.steps[spec.Index]
 	rng := rand.New(rand.NewPCG(uint64(spec.Index)+1, 42))
 	var wg sync.WaitGroup
-	maxBatch := h.src.MaxBatch()
+	maxBatch := min(DefaultBatch, h.src.MaxBatch())
+	if spec.Batch > 0 {
+		maxBatch = min(spec.Batch, h.src.MaxBatch())
+	}
+	// The server's own count of the requests and events (outside the CPU
+	// window): the check of the generator's batch sizes.
+	pc0, pcErr := h.postCounts(ctx)
 	s0, g0 := h.ServerSample(), h.genSample()
 	sys0, _ := procstat.System()
 	start := time.Now()
+	stopRSS, rssPeak := h.sampleRSS(250 * time.Millisecond)
 
 	enqueue := func(evs []source.Event) {
 		wg.Add(1)
@@ -507,6 +566,25 @@ func (h *Harness) RunStep(ctx context.Context, scenario string, spec StepSpec, c
 			}
 		}
 		if len(batch) > 0 {
+			enqueue(batch)
+		}
+	} else if spec.Batch > 0 {
+		// Fixed batches: every event of a batch carries the batch's due
+		// time (open loop), so the latency is the fan-out's from the
+		// scheduled post, not the wait for the batch to fill.
+		base := start.UnixNano()
+		for _, b := range fixedBatches(int64(spec.Rate*spec.Duration.Seconds()), spec.Rate, maxBatch) {
+			if ctx.Err() != nil {
+				break
+			}
+			due := base + int64(b.Due)
+			if d := time.Until(time.Unix(0, due)); d > 0 {
+				time.Sleep(d)
+			}
+			batch := make([]source.Event, 0, b.End-b.First)
+			for i := b.First; i < b.End; i++ {
+				batch = append(batch, mk(i, due))
+			}
 			enqueue(batch)
 		}
 	} else {
@@ -561,15 +639,27 @@ func (h *Harness) RunStep(ctx context.Context, scenario string, spec StepSpec, c
 	}
 	s1, g1 := h.ServerSample(), h.genSample()
 	sys1, _ := procstat.System()
+	close(stopRSS)
 
 	r := StepResult{
 		Type: "step", Label: h.cfg.Label, Scenario: scenario, Step: spec.Index,
 		Clients: h.Connected(), Rooms: h.cfg.Rooms, Source: h.cfg.Source,
-		Burst:  spec.Burst,
+		Burst: spec.Burst, Batch: spec.Batch,
 		Events: sc.events.Load(), Accepted: sc.accepted.Load(), HTTPErrors: sc.httpErr.Load(),
+		Posts:    sc.posts.Load(),
 		Expected: sc.expected.Load(), Delivered: sc.delivered.Load(),
-		Server: procstat.Between(s0, s1), ServerRSS: s1.RSS, Gen: procstat.Between(g0, g1),
+		Server: procstat.Between(s0, s1), ServerRSS: s1.RSS, ServerRSSMax: max(<-rssPeak, s1.RSS),
+		Gen:     procstat.Between(g0, g1),
 		Latency: sc.hist.Summary(),
+	}
+	if r.Posts > 0 {
+		r.MeanBatch = float64(sc.postedEvs.Load()) / float64(r.Posts)
+	}
+	if pcErr == nil {
+		if pc1, err := h.postCounts(ctx); err == nil && pc1.Posts > pc0.Posts {
+			r.ServerPosts = int64(pc1.Posts - pc0.Posts)
+			r.ServerMeanBatch = (pc1.Events - pc0.Events) / (pc1.Posts - pc0.Posts)
+		}
 	}
 	r.LoadAvg = procstat.LoadAvg()
 	if r.Server.Seconds > 0 {
@@ -608,6 +698,42 @@ func (h *Harness) RunStep(ctx context.Context, scenario string, spec StepSpec, c
 		r.CPUMicrosPerDeliv = 1e6 * r.Server.CPUSeconds / float64(r.Delivered)
 	}
 	return r
+}
+
+// postCounts reads the server's count of event requests (bounded by 2 s);
+// the error says it does not count them or could not be read.
+func (h *Harness) postCounts(ctx context.Context) (source.PostCounts, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return source.ReadPostCounts(ctx, h.http, h.cfg.URLs[0], h.src.Name())
+}
+
+// BaselineRSS is the servers' RSS (VmRSS, summed) read when the harness
+// was made, before any client connected.
+func (h *Harness) BaselineRSS() int64 { return h.start.RSS }
+
+// sampleRSS reads the servers' RSS every period until stop is closed, then
+// sends the highest reading on peak. It lives as long as the caller's
+// step (bounded by the step's sending time and drain).
+func (h *Harness) sampleRSS(period time.Duration) (stop chan struct{}, peak chan int64) {
+	stop, peak = make(chan struct{}), make(chan int64, 1)
+	go func() {
+		t := time.NewTicker(period)
+		defer t.Stop()
+		var top int64
+		for {
+			select {
+			case <-stop:
+				peak <- top
+				return
+			case <-t.C:
+				if s, err := h.group.Read(); err == nil && s.RSS > top {
+					top = s.RSS
+				}
+			}
+		}
+	}()
+	return stop, peak
 }
 
 // Totals is the final accounting of a run.

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,6 +30,7 @@ type fakeServer struct {
 
 	mu    sync.Mutex
 	rooms map[string][]*fakeConn
+	posts []int // events per /_bench/emit request
 }
 
 type fakeConn struct {
@@ -46,6 +48,16 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.URL.Path == "/api/webhooks/modal":
 		f.webhook(w, r)
+	case r.URL.Path == "/_bench/emit":
+		f.emit(w, r)
+	case r.URL.Path == "/_bench/emits":
+		f.mu.Lock()
+		n, evs := len(f.posts), 0
+		for _, p := range f.posts {
+			evs += p
+		}
+		f.mu.Unlock()
+		_, _ = io.WriteString(w, `{"posts":`+strconv.Itoa(n)+`,"events":`+strconv.Itoa(evs)+`}`)
 	case strings.HasPrefix(r.URL.Path, "/socket.io/"):
 		f.socket(w, r)
 	default:
@@ -113,8 +125,38 @@ func (f *fakeServer) webhook(w http.ResponseWriter, r *http.Request) {
 		e, _ := json.Marshal(body.Error)
 		pkt = `42["job_failed",{"project_id":"` + body.ProjectID + `","job_id":"` + body.JobID + `","error":` + string(e) + `}]`
 	}
+	f.deliver("project_"+body.ProjectID, pkt)
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = io.WriteString(w, `{"status":"ok","job_id":"`+body.JobID+`"}`)
+}
+
+// emit is the peers' bench-only batch endpoint: every event of the body
+// to its room; it counts the requests and their events.
+func (f *fakeServer) emit(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Events []struct {
+			Event string          `json:"event"`
+			Room  string          `json:"room"`
+			Data  json.RawMessage `json:"data"`
+		} `json:"events"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		http.Error(w, `{"error":"Invalid JSON"}`, http.StatusBadRequest)
+		return
+	}
 	f.mu.Lock()
-	members := append([]*fakeConn(nil), f.rooms["project_"+body.ProjectID]...)
+	f.posts = append(f.posts, len(body.Events))
+	f.mu.Unlock()
+	for _, e := range body.Events {
+		f.deliver(e.Room, `42["`+e.Event+`",`+string(e.Data)+`]`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = io.WriteString(w, `{"status":"ok"}`)
+}
+
+func (f *fakeServer) deliver(room, pkt string) {
+	f.mu.Lock()
+	members := append([]*fakeConn(nil), f.rooms[room]...)
 	f.mu.Unlock()
 	for _, c := range members {
 		k := f.n.Add(1)
@@ -126,8 +168,6 @@ func (f *fakeServer) webhook(w http.ResponseWriter, r *http.Request) {
 			c.send(pkt)
 		}
 	}
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = io.WriteString(w, `{"status":"ok","job_id":"`+body.JobID+`"}`)
 }
 
 func runFake(t *testing.T, f *fakeServer, choose Chooser, rooms int) Totals {

@@ -143,6 +143,9 @@ type SteppedParams struct {
 	P99Limit   time.Duration // the knee's latency bound (50 ms)
 	Choose     Chooser
 	Pause      time.Duration // quiet time between steps
+	// Batch > 0: every request carries exactly Batch events, one request
+	// every Batch/rate seconds (StepSpec.Batch); 0: what is due per tick.
+	Batch int
 }
 
 // Stepped runs steps of increasing rates. With StopAtKnee, the knee is the
@@ -152,7 +155,16 @@ func Stepped(ctx context.Context, h *Harness, p SteppedParams) Result {
 	res := Result{Type: "result", Label: h.cfg.Label, Scenario: p.Name, Figures: map[string]float64{},
 		Params: map[string]any{"clients": h.Connected(), "rooms": h.cfg.Rooms, "rates_events_per_sec": p.Rates,
 			"step_s": p.Step.Seconds(), "p99_limit_ms": p.P99Limit.Seconds() * 1000, "source": h.cfg.Source,
-			"polling_share": h.cfg.PollingShare}}
+			"polling_share": h.cfg.PollingShare, "batch": p.Batch}}
+	baseRSS := h.BaselineRSS()
+	// rssPerClientKB is the server's RSS growth since before any client
+	// connected, per client, at the step's highest RSS reading.
+	rssPerClientKB := func(r StepResult) (float64, bool) {
+		if baseRSS <= 0 || r.ServerRSSMax <= 0 || r.Clients <= 0 {
+			return 0, false
+		}
+		return float64(r.ServerRSSMax-baseRSS) / float64(r.Clients) / 1024, true
+	}
 	var knee *StepResult
 	var best float64
 	idx := 0
@@ -167,15 +179,15 @@ func Stepped(ctx context.Context, h *Harness, p SteppedParams) Result {
 			if attempt == 2 && r.OtherCPUPercent < h.cfg.QuietThreshold {
 				break // two honest failures: past the knee
 			}
-			r = h.RunStep(ctx, p.Name, StepSpec{Index: idx, Rate: rate, Duration: p.Step}, p.Choose)
+			r = h.RunStep(ctx, p.Name, StepSpec{Index: idx, Rate: rate, Duration: p.Step, Batch: p.Batch}, p.Choose)
 			idx++
 			if h.cfg.Rooms == 1 {
 				r.TargetDeliveriesSec = rate * float64(r.Clients)
 			}
 			h.cfg.Emit(r)
-			h.cfg.Logf("%s %s step %d: %.0f ev/s -> %.0f deliveries/s (%d/%d), server CPU %.0f%%, gen CPU %.0f%%, other CPU %.0f%%, p50 %.2f p99 %.2f p99.9 %.2f ms, pending %d, http errors %d",
-				h.cfg.Label, p.Name, r.Step, r.EventsPerSec, r.DeliveriesPerSec, r.Delivered, r.Expected, r.Server.CPUPercent, r.Gen.CPUPercent, r.OtherCPUPercent,
-				r.Latency.P50, r.Latency.P99, r.Latency.P999, r.Pending, r.HTTPErrors)
+			h.cfg.Logf("%s %s step %d: %.0f ev/s in %d posts (%.1f events each) -> %.0f deliveries/s (%d/%d), server CPU %.0f%%, gen CPU %.0f%%, other CPU %.0f%%, p50 %.2f p99 %.2f p99.9 %.2f ms, pending %d, http errors %d, RSS max %.1f MB",
+				h.cfg.Label, p.Name, r.Step, r.EventsPerSec, r.Posts, r.MeanBatch, r.DeliveriesPerSec, r.Delivered, r.Expected, r.Server.CPUPercent, r.Gen.CPUPercent, r.OtherCPUPercent,
+				r.Latency.P50, r.Latency.P99, r.Latency.P999, r.Pending, r.HTTPErrors, float64(r.ServerRSSMax)/1e6)
 			others = append(others, r.OtherCPUPercent)
 			good = r.Latency.P99 <= p.P99Limit.Seconds()*1000 && r.Pending == 0 && r.HTTPErrors == 0 &&
 				r.EventsPerSec >= 0.9*rate
@@ -198,6 +210,15 @@ func Stepped(ctx context.Context, h *Harness, p SteppedParams) Result {
 		res.Figures["other_cpu_percent@"+k] = r.OtherCPUPercent
 		if r.PollingLatency != nil {
 			res.Figures["polling_p99_ms@"+k] = r.PollingLatency.P99
+		}
+		if r.Posts > 0 {
+			res.Figures["mean_batch_events@"+k] = r.MeanBatch
+		}
+		if r.ServerPosts > 0 {
+			res.Figures["server_mean_batch_events@"+k] = r.ServerMeanBatch
+		}
+		if v, ok := rssPerClientKB(r); ok {
+			res.Figures["rss_per_client_kb@"+k] = v
 		}
 		if r.DeliveriesPerSec > best {
 			best = r.DeliveriesPerSec
@@ -226,6 +247,9 @@ func Stepped(ctx context.Context, h *Harness, p SteppedParams) Result {
 		res.Figures["knee_cpu_percent"] = knee.Server.CPUPercent
 		res.Figures["knee_generator_cpu_percent"] = knee.Gen.CPUPercent
 		res.Figures["knee_rss_mb"] = float64(knee.ServerRSS) / 1e6
+		if v, ok := rssPerClientKB(*knee); ok {
+			res.Figures["knee_rss_per_client_kb"] = v
+		}
 		if knee.TargetEventsPerSec == p.Rates[len(p.Rates)-1] && p.StopAtKnee {
 			res.Notes = append(res.Notes, "the last rate was still under the latency bound: the knee is above the tested range")
 		}
@@ -274,19 +298,39 @@ func MixedChooser(rooms int) Chooser {
 
 // ---- burst ----
 
+// BurstParams configures the burst scenario.
+type BurstParams struct {
+	Events  int // events per burst
+	Repeats int // bursts
+	// Batch is the events per request (StepSpec.Batch): 0 is one event
+	// per webhook, or DefaultBatch with a batch source.
+	Batch int
+	// Drain bounds the wait for a burst's last deliveries (default 30 s:
+	// a batched burst of a million deliveries takes several seconds on a
+	// slow server).
+	Drain time.Duration
+}
+
 // Burst sends events as fast as the workers can and measures delivery
 // throughput from the first send to the last receipt.
-func Burst(ctx context.Context, h *Harness, events int, repeats int) Result {
+func Burst(ctx context.Context, h *Harness, p BurstParams) Result {
+	if p.Drain <= 0 {
+		p.Drain = 30 * time.Second
+	}
 	res := Result{Type: "result", Label: h.cfg.Label, Scenario: "burst", Figures: map[string]float64{},
-		Params: map[string]any{"clients": h.Connected(), "rooms": h.cfg.Rooms, "events": events, "repeats": repeats,
-			"workers": h.cfg.Workers, "source": h.cfg.Source}}
-	var dps, pcs, p99, cpu, other, gen []float64
-	for i := 0; i < repeats && ctx.Err() == nil; i++ {
-		r := h.RunStep(ctx, "burst", StepSpec{Index: i, Burst: events}, UniformChooser(h.cfg.Rooms))
+		Params: map[string]any{"clients": h.Connected(), "rooms": h.cfg.Rooms, "events": p.Events, "repeats": p.Repeats,
+			"batch": p.Batch, "workers": h.cfg.Workers, "source": h.cfg.Source}}
+	var dps, pcs, p99, cpu, other, gen, batch, srvBatch []float64
+	for i := 0; i < p.Repeats && i < maxSteps && ctx.Err() == nil; i++ {
+		r := h.RunStep(ctx, "burst", StepSpec{Index: i, Burst: p.Events, Batch: p.Batch, Drain: p.Drain}, UniformChooser(h.cfg.Rooms))
 		h.cfg.Emit(r)
-		h.cfg.Logf("%s burst %d: %d events -> %.0f deliveries/s (%d/%d), server CPU %.0f%%, gen CPU %.0f%%, p50 %.1f p99 %.1f ms",
-			h.cfg.Label, i, r.Events, r.DeliveriesPerSec, r.Delivered, r.Expected, r.Server.CPUPercent, r.Gen.CPUPercent,
+		h.cfg.Logf("%s burst %d: %d events in %d posts (%.1f each) -> %.0f deliveries/s (%d/%d), server CPU %.0f%%, gen CPU %.0f%%, p50 %.1f p99 %.1f ms",
+			h.cfg.Label, i, r.Events, r.Posts, r.MeanBatch, r.DeliveriesPerSec, r.Delivered, r.Expected, r.Server.CPUPercent, r.Gen.CPUPercent,
 			r.Latency.P50, r.Latency.P99)
+		batch = append(batch, r.MeanBatch)
+		if r.ServerPosts > 0 {
+			srvBatch = append(srvBatch, r.ServerMeanBatch)
+		}
 		dps = append(dps, r.DeliveriesPerSec)
 		pcs = append(pcs, r.PerCPUSecond)
 		p99 = append(p99, r.Latency.P99)
@@ -301,6 +345,10 @@ func Burst(ctx context.Context, h *Harness, events int, repeats int) Result {
 	res.Figures["cpu_percent"] = stats.SpreadOf(cpu).Median
 	res.Figures["generator_cpu_percent"] = stats.SpreadOf(gen).Median
 	res.Figures["other_processes_cpu_percent"] = stats.SpreadOf(other).Median
+	res.Figures["mean_batch_events"] = stats.SpreadOf(batch).Median
+	if len(srvBatch) > 0 {
+		res.Figures["server_mean_batch_events"] = stats.SpreadOf(srvBatch).Median
+	}
 	t := h.Finish("burst")
 	res.Totals = &t
 	res.Figures["lost"] = float64(t.Lost)

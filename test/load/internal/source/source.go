@@ -196,8 +196,9 @@ func (w *Webhook) Send(ctx context.Context, evs []Event) error {
 	return post(ctx, w.Client, w.URL, body, hdr)
 }
 
-// Publish posts batches to the gateway's publish API: POST /api/events,
-// body {"events":[{"event":..., "room":"project_<id>", "data":{...}}]},
+// Publish posts batches (up to MaxBatchEvents) to the gateway's publish
+// API: POST /api/events, body {"events":[{"event":..., "room":
+// "project_<id>", "data":{...}}]},
 // header X-Gateway-Signature: sha256=<hex HMAC-SHA256 of the raw body> keyed
 // with GATEWAY_EVENTS_SECRET (the harness gives every secret the same value).
 type Publish struct {
@@ -207,8 +208,13 @@ type Publish struct {
 	Event  string // default "job_completed"
 }
 
+// MaxBatchEvents is the most events one publish or emitter request
+// carries: the gateway's publish API takes up to 1000 per request (and
+// bodies up to 1 MiB, as the node peer: ~450 KB for 1000 events here).
+const MaxBatchEvents = 1000
+
 func (p *Publish) Name() string  { return "publish" }
-func (p *Publish) MaxBatch() int { return 100 }
+func (p *Publish) MaxBatch() int { return MaxBatchEvents }
 
 func (p *Publish) Send(ctx context.Context, evs []Event) error {
 	name := p.Event
@@ -257,7 +263,7 @@ type Emitter struct {
 }
 
 func (m *Emitter) Name() string  { return "emitter" }
-func (m *Emitter) MaxBatch() int { return 100 }
+func (m *Emitter) MaxBatch() int { return MaxBatchEvents }
 
 func (m *Emitter) Send(ctx context.Context, evs []Event) error {
 	b := make([]byte, 0, 512*len(evs))

@@ -7,7 +7,8 @@
 //
 // BENCH_EMITTER=1 also serves POST /_bench/emit {"events":[{event, room,
 // data}]}: a batch emitted straight from the process (the harness's
-// "emitter" source, for pure fan-out measurement), and GET /_bench/mem:
+// "emitter" source, for pure fan-out measurement), GET /_bench/emits:
+// {posts, events} received there since start-up, and GET /_bench/mem:
 // process.memoryUsage() after a full GC (node --expose-gc).
 //
 // For the rolling-restart scenario (cmd/rolling), several processes share
@@ -103,12 +104,18 @@ function webhook(req, res) {
   });
 }
 
+// Requests to /_bench/emit and the events they carried, since start-up
+// (GET /_bench/emits): the harness checks its batch sizes against them.
+const emits = { posts: 0, events: 0 };
+
 function benchEmit(req, res) {
   readBody(req, (err, raw) => {
     if (err) return sendJSON(res, 413, { error: 'Request body too large' });
     let body;
     try { body = JSON.parse(raw); } catch (e) { return sendJSON(res, 400, { error: 'Invalid JSON' }); }
     const events = Array.isArray(body && body.events) ? body.events : [];
+    emits.posts++;
+    emits.events += events.length;
     for (const e of events) io.to(e.room).emit(e.event, e.data);
     sendJSON(res, 200, { status: 'ok', emitted: events.length });
   });
@@ -118,6 +125,7 @@ const server = http.createServer((req, res) => {
   if (req.method === 'POST' && req.url === '/api/webhooks/modal') return webhook(req, res);
   if (EMITTER && req.method === 'POST' && req.url === '/_bench/emit') return benchEmit(req, res);
   if (req.method === 'GET' && req.url === '/livez') return sendJSON(res, 200, { status: 'ok' });
+  if (EMITTER && req.method === 'GET' && req.url === '/_bench/emits') return sendJSON(res, 200, emits);
   if (EMITTER && req.method === 'GET' && req.url === '/_bench/mem') {
     // The idle scenario's live heap: after a full GC when node runs with
     // --expose-gc (the harness starts it so).
