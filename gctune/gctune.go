@@ -1,0 +1,166 @@
+// Package gctune is the gateway's garbage-collection policy when GOGC is
+// not set: the collector's headroom follows the allocation rate instead of
+// the size of the live heap.
+//
+// With GOGC=100 (Go's default) the heap may grow to twice the live heap
+// before a collection, and the pages it reached stay in the process (the
+// runtime returns only what lies above its goal). For a gateway that
+// headroom is mostly waste: its live heap is mostly idle sessions, which
+// allocate next to nothing once connected, while a connect wave (a
+// restart, a network blip) briefly allocates a lot and sets the goal at
+// twice the heap it leaves behind. The headroom above the live heap buys
+// fewer collections only when something allocates into it.
+//
+// The policy: once a second, the percentage is set so that the headroom
+// holds about Window's worth of allocation at the recent rate (the rate
+// rises at once and halves each second when allocation stops), clamped
+// between Floor and 100, and never below the runtime's own minimum
+// headroom of 4 MiB:
+//
+//	percent = clamp(100 × rate × Window / scannable, Floor, 100)
+//
+// where scannable is the live heap plus stacks and globals, what GOGC is a
+// percentage of. Its cost is bounded: a process that allocates fast enough
+// to fill the default headroom within Window (a gateway under load) runs
+// with GOGC=100 exactly as before; one that allocates slower collects at
+// most about once per Window, or less often at the floor. Its gain is the
+// resident memory of an idle or lightly loaded process: about (1 +
+// Floor/100) × the live heap instead of up to twice it.
+package gctune
+
+import (
+	"context"
+	"math"
+	"runtime/debug"
+	"runtime/metrics"
+	"time"
+)
+
+// Defaults of the policy.
+const (
+	// DefaultFloor is the lowest percentage the policy sets: the heap may
+	// grow by a quarter of the live heap between collections when little
+	// allocates. Lower saves less than it costs: a sudden burst (a
+	// connect wave into an idle gateway) collects back to back until the
+	// next update raises the percentage.
+	DefaultFloor = 25
+	// DefaultWindow is how long the headroom should last at the recent
+	// allocation rate: the policy adds at most one collection per
+	// Window to what GOGC=100 would run.
+	DefaultWindow = 10 * time.Second
+	// interval is how often the percentage is updated.
+	interval = time.Second
+	// minHeadroom is the runtime's minimum heap goal at GOGC=100 (4 MiB):
+	// a small heap is not collected more often than Go would anyway.
+	minHeadroom = 4 << 20
+	// ceiling is Go's default percentage, the policy's upper bound.
+	ceiling = 100
+)
+
+// Percent is the GC percentage for an allocation rate (bytes per second)
+// and a scannable heap (the live heap, stacks and globals, in bytes): the
+// headroom holds window's worth of allocation, between floor and 100, and
+// at least minHeadroom.
+func Percent(rate float64, scannable uint64, floor int, window time.Duration) int {
+	if scannable == 0 {
+		return ceiling
+	}
+	want := math.Max(rate*window.Seconds(), minHeadroom)
+	p := math.Ceil(100 * want / float64(scannable))
+	switch {
+	case p >= ceiling:
+		return ceiling
+	case p <= float64(floor):
+		return floor
+	default:
+		return int(p)
+	}
+}
+
+// Options configure Run.
+type Options struct {
+	// Floor is the lowest percentage (DefaultFloor when 0); 100 or more
+	// turns the policy off.
+	Floor int
+	// Window is how long the headroom should last (DefaultWindow when 0).
+	Window time.Duration
+}
+
+// sample is what the policy reads of the runtime.
+type sample struct {
+	at        time.Time
+	allocs    uint64 // bytes allocated since the start, cumulative
+	scannable uint64 // live heap + stacks + globals at the last collection
+}
+
+// tuner is the policy's state between updates.
+type tuner struct {
+	floor  int
+	window time.Duration
+	set    func(int) int // debug.SetGCPercent
+	last   sample
+	rate   float64 // bytes per second: rises at once, halves each second
+	pct    int     // the percentage set last; 0: none yet
+}
+
+// step takes a new sample and sets the percentage when it changed.
+func (t *tuner) step(s sample) {
+	if !t.last.at.IsZero() && s.at.After(t.last.at) && s.allocs >= t.last.allocs {
+		dt := s.at.Sub(t.last.at).Seconds()
+		now := float64(s.allocs-t.last.allocs) / dt
+		t.rate = math.Max(now, t.rate*math.Pow(0.5, dt))
+	}
+	t.last = s
+	if p := Percent(t.rate, s.scannable, t.floor, t.window); p != t.pct {
+		t.pct = p
+		t.set(p)
+	}
+}
+
+// Active reports whether the policy runs: GOGC is not set (a GOGC the
+// operator chose wins) and the floor is below 100.
+func Active(gogc string, floor int) bool {
+	return gogc == "" && floor < ceiling
+}
+
+// Run applies the policy until ctx ends, then restores GOGC=100. Callers
+// check Active first.
+func Run(ctx context.Context, opts Options) {
+	if opts.Floor <= 0 {
+		opts.Floor = DefaultFloor
+	}
+	if opts.Window <= 0 {
+		opts.Window = DefaultWindow
+	}
+	t := &tuner{floor: opts.Floor, window: opts.Window, set: debug.SetGCPercent}
+	defer debug.SetGCPercent(ceiling)
+	samples := []metrics.Sample{
+		{Name: "/gc/heap/allocs:bytes"},
+		{Name: "/gc/heap/live:bytes"},
+		{Name: "/gc/scan/stack:bytes"},
+		{Name: "/gc/scan/globals:bytes"},
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		metrics.Read(samples)
+		s := sample{at: time.Now(), allocs: value(samples[0])}
+		for _, m := range samples[1:] {
+			s.scannable += value(m)
+		}
+		t.step(s)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// value is a metric's value, 0 when this runtime does not have it.
+func value(s metrics.Sample) uint64 {
+	if s.Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s.Value.Uint64()
+}
