@@ -31,7 +31,8 @@ import (
 //     to "pong due" and back; the ping timeout is armed before the ping is
 //     written, so a fast pong always finds it;
 //   - the write side of frameWriter (nothing while idle);
-//   - a copy of the request's headers and URL for the Socket.IO handshake,
+//   - what the Socket.IO handshake reads of the upgrade request (three
+//     headers, the path and query, the address; upgradeRequest),
 //     and its event listeners. Nothing of net/http, gorilla or the
 //     library's engine socket.
 //
@@ -87,7 +88,7 @@ func (s *leanSession) SetReadyState(string) {}
 // Protocol is Engine.IO v4.
 func (s *leanSession) Protocol() int { return 4 }
 
-// Request is the upgrade request (a copy: headers, URL, addresses) in a
+// Request is the upgrade request (what upgradeRequest keeps of it) in a
 // fresh HttpContext. The Socket.IO layer reads it while it connects a
 // namespace; a context kept for the session's lifetime would cost more
 // than making one for each of those reads.
