@@ -26,11 +26,22 @@
 // most about once per Window, or less often at the floor. Its gain is the
 // resident memory of an idle or lightly loaded process: about (1 +
 // Floor/100) × the live heap instead of up to twice it.
+//
+// A lower percentage applies from the next collection, and the runtime
+// gives memory back only after one. A process that went idle right after
+// a burst may not collect for two minutes (the runtime's periodic
+// collection); so once the percentage has settled after a drop with no
+// collection since, and the heap holds more than 10% over the new goal
+// (what the runtime itself retains), the policy starts that collection:
+// at most one per Window. The runtime's scavenger then returns the memory
+// at its own pace; nothing is forced back to the system (no
+// debug.FreeOSMemory).
 package gctune
 
 import (
 	"context"
 	"math"
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
@@ -90,30 +101,56 @@ type Options struct {
 type sample struct {
 	at        time.Time
 	allocs    uint64 // bytes allocated since the start, cumulative
+	cycles    uint64 // collections since the start
+	live      uint64 // the live heap marked by the last collection
 	scannable uint64 // live heap + stacks + globals at the last collection
+	retained  uint64 // heap memory held: objects, free space in spans, free spans not returned
 }
 
 // tuner is the policy's state between updates.
 type tuner struct {
-	floor  int
-	window time.Duration
-	set    func(int) int // debug.SetGCPercent
-	last   sample
-	rate   float64 // bytes per second: rises at once, halves each second
-	pct    int     // the percentage set last; 0: none yet
+	floor   int
+	window  time.Duration
+	set     func(int) int // debug.SetGCPercent
+	collect func()        // runtime.GC
+	last    sample
+	rate    float64   // bytes per second: rises at once, halves each second
+	pct     int       // the percentage set last; 0: none yet
+	dropped bool      // lowered, and no collection since
+	forced  time.Time // the last collection the policy started
 }
 
 // step takes a new sample and sets the percentage when it changed.
+//
+// A lower percentage takes effect at the next collection, and the runtime
+// returns free memory to the system only after a collection (its
+// scavenger runs once a cycle's sweep is done). Under any load that
+// collection comes soon; in a process that has gone idle after a burst it
+// can be two minutes away (the runtime's periodic collection), with the
+// burst's memory held until then. So once the percentage has settled
+// after a drop, and no collection has run since, step starts one if the
+// heap holds more than the runtime would keep at the new goal (10% over
+// it): at most one per window, and none while the process allocates.
 func (t *tuner) step(s sample) {
 	if !t.last.at.IsZero() && s.at.After(t.last.at) && s.allocs >= t.last.allocs {
 		dt := s.at.Sub(t.last.at).Seconds()
 		now := float64(s.allocs-t.last.allocs) / dt
 		t.rate = math.Max(now, t.rate*math.Pow(0.5, dt))
 	}
+	if s.cycles != t.last.cycles {
+		t.dropped = false // the runtime collected since: its goal is current
+	}
 	t.last = s
 	if p := Percent(t.rate, s.scannable, t.floor, t.window); p != t.pct {
+		t.dropped = t.dropped || (t.pct != 0 && p < t.pct)
 		t.pct = p
 		t.set(p)
+		return
+	}
+	goal := s.live + s.scannable*uint64(t.pct)/100
+	if t.dropped && s.retained > goal+goal/10 && (t.forced.IsZero() || s.at.Sub(t.forced) >= t.window) {
+		t.dropped, t.forced = false, s.at
+		t.collect()
 	}
 }
 
@@ -132,22 +169,25 @@ func Run(ctx context.Context, opts Options) {
 	if opts.Window <= 0 {
 		opts.Window = DefaultWindow
 	}
-	t := &tuner{floor: opts.Floor, window: opts.Window, set: debug.SetGCPercent}
+	t := &tuner{floor: opts.Floor, window: opts.Window, set: debug.SetGCPercent, collect: runtime.GC}
 	defer debug.SetGCPercent(ceiling)
 	samples := []metrics.Sample{
 		{Name: "/gc/heap/allocs:bytes"},
+		{Name: "/gc/cycles/total:gc-cycles"},
 		{Name: "/gc/heap/live:bytes"},
 		{Name: "/gc/scan/stack:bytes"},
 		{Name: "/gc/scan/globals:bytes"},
+		{Name: "/memory/classes/heap/objects:bytes"},
+		{Name: "/memory/classes/heap/unused:bytes"},
+		{Name: "/memory/classes/heap/free:bytes"},
 	}
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
 		metrics.Read(samples)
-		s := sample{at: time.Now(), allocs: value(samples[0])}
-		for _, m := range samples[1:] {
-			s.scannable += value(m)
-		}
+		s := sample{at: time.Now(), allocs: value(samples[0]), cycles: value(samples[1]), live: value(samples[2]),
+			scannable: value(samples[2]) + value(samples[3]) + value(samples[4]),
+			retained:  value(samples[5]) + value(samples[6]) + value(samples[7])}
 		t.step(s)
 		select {
 		case <-ctx.Done():

@@ -36,7 +36,8 @@ func TestPercent(t *testing.T) {
 // only when it changes.
 func TestTunerStep(t *testing.T) {
 	var set []int
-	tu := &tuner{floor: 25, window: 10 * time.Second, set: func(p int) int { set = append(set, p); return 0 }}
+	tu := &tuner{floor: 25, window: 10 * time.Second, set: func(p int) int { set = append(set, p); return 0 },
+		collect: func() { t.Fatal("collected") }}
 	t0 := time.Unix(1000, 0)
 	heap := uint64(200 * mib)
 	steps := []struct {
@@ -54,7 +55,7 @@ func TestTunerStep(t *testing.T) {
 		{200*mib + 1<<10, 25}, // idle
 	}
 	for i, s := range steps {
-		tu.step(sample{at: t0.Add(time.Duration(i) * time.Second), allocs: s.allocs, scannable: heap})
+		tu.step(sample{at: t0.Add(time.Duration(i) * time.Second), allocs: s.allocs, live: heap, scannable: heap, retained: heap})
 		if tu.pct != s.want {
 			t.Fatalf("step %d: percent %d, want %d (rate %.0f)", i, tu.pct, s.want, tu.rate)
 		}
@@ -66,6 +67,41 @@ func TestTunerStep(t *testing.T) {
 	for i := range want {
 		if set[i] != want[i] {
 			t.Fatalf("set %v, want %v", set, want)
+		}
+	}
+}
+
+// After a drop, once the percentage has settled, the policy collects when
+// the heap holds more than 10% over the new goal and no collection ran
+// since; at most once per window.
+func TestTunerCollectsAfterDrop(t *testing.T) {
+	live := uint64(100 * mib)
+	for _, c := range []struct {
+		name     string
+		retained uint64 // at every step
+		cycleAt  int    // the runtime collects by itself at this step (0: never)
+		want     int    // collections the policy starts
+	}{
+		{"the burst's memory is still held: one collection", 200 * mib, 0, 1},
+		{"held within 10% of the goal (125 MiB): none", 135 * mib, 0, 0},
+		{"the runtime collected after the drop: none", 200 * mib, 8, 0},
+	} {
+		collected := 0
+		tu := &tuner{floor: 25, window: 10 * time.Second, set: func(int) int { return 0 }, collect: func() { collected++ }}
+		t0 := time.Unix(1000, 0)
+		allocs, cycles := uint64(0), uint64(10)
+		for i := range 30 {
+			if i == 1 {
+				allocs += 100 * mib // a burst, then nothing
+			}
+			if i == c.cycleAt {
+				cycles++
+			}
+			tu.step(sample{at: t0.Add(time.Duration(i) * time.Second), allocs: allocs, cycles: cycles,
+				live: live, scannable: live, retained: c.retained})
+		}
+		if collected != c.want {
+			t.Errorf("%s: %d collections, want %d", c.name, collected, c.want)
 		}
 	}
 }
