@@ -117,7 +117,8 @@ type tuner struct {
 	rate    float64   // bytes per second: rises at once, halves each second
 	pct     int       // the percentage set last; 0: none yet
 	dropped bool      // lowered, and no collection since
-	forced  time.Time // the last collection the policy started
+	again   bool      // the policy collected at the last step: one follow-up allowed
+	forced  time.Time // the last collection the policy started after a drop
 }
 
 // step takes a new sample and sets the percentage when it changed.
@@ -130,7 +131,11 @@ type tuner struct {
 // burst's memory held until then. So once the percentage has settled
 // after a drop, and no collection has run since, step starts one if the
 // heap holds more than the runtime would keep at the new goal (10% over
-// it): at most one per window, and none while the process allocates.
+// it): at most once per window, and never while the process allocates.
+// The scavenger's target after a collection is 10% over the heap in use
+// before that collection's sweep, which still counts the burst's garbage:
+// so a second collection follows at the next step if the heap still holds
+// more than 10% over the goal.
 func (t *tuner) step(s sample) {
 	if !t.last.at.IsZero() && s.at.After(t.last.at) && s.allocs >= t.last.allocs {
 		dt := s.at.Sub(t.last.at).Seconds()
@@ -148,8 +153,15 @@ func (t *tuner) step(s sample) {
 		return
 	}
 	goal := s.live + s.scannable*uint64(t.pct)/100
-	if t.dropped && s.retained > goal+goal/10 && (t.forced.IsZero() || s.at.Sub(t.forced) >= t.window) {
-		t.dropped, t.forced = false, s.at
+	over := s.retained > goal+goal/10
+	switch {
+	case t.again:
+		t.again = false
+		if over {
+			t.collect()
+		}
+	case t.dropped && over && (t.forced.IsZero() || s.at.Sub(t.forced) >= t.window):
+		t.dropped, t.again, t.forced = false, true, s.at
 		t.collect()
 	}
 }

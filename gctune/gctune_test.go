@@ -73,18 +73,20 @@ func TestTunerStep(t *testing.T) {
 
 // After a drop, once the percentage has settled, the policy collects when
 // the heap holds more than 10% over the new goal and no collection ran
-// since; at most once per window.
+// since, and once more at the next step if the heap still does; at most
+// once per window.
 func TestTunerCollectsAfterDrop(t *testing.T) {
-	live := uint64(100 * mib)
+	live := uint64(100 * mib) // goal at 25%: 125 MiB, 10% over it: 137.5 MiB
 	for _, c := range []struct {
-		name     string
-		retained uint64 // at every step
-		cycleAt  int    // the runtime collects by itself at this step (0: never)
-		want     int    // collections the policy starts
+		name          string
+		before, after uint64 // heap held before the policy's first collection, after it
+		cycleAt       int    // the runtime collects by itself at this step (0: never)
+		want          int    // collections the policy starts
 	}{
-		{"the burst's memory is still held: one collection", 200 * mib, 0, 1},
-		{"held within 10% of the goal (125 MiB): none", 135 * mib, 0, 0},
-		{"the runtime collected after the drop: none", 200 * mib, 8, 0},
+		{"the burst's memory is held, then returned: one collection", 200 * mib, 130 * mib, 0, 1},
+		{"still held after one: a second, no more", 200 * mib, 180 * mib, 0, 2},
+		{"held within 10% of the goal: none", 135 * mib, 135 * mib, 0, 0},
+		{"the runtime collected after the drop: none", 200 * mib, 200 * mib, 8, 0},
 	} {
 		collected := 0
 		tu := &tuner{floor: 25, window: 10 * time.Second, set: func(int) int { return 0 }, collect: func() { collected++ }}
@@ -97,8 +99,12 @@ func TestTunerCollectsAfterDrop(t *testing.T) {
 			if i == c.cycleAt {
 				cycles++
 			}
-			tu.step(sample{at: t0.Add(time.Duration(i) * time.Second), allocs: allocs, cycles: cycles,
-				live: live, scannable: live, retained: c.retained})
+			retained := c.before
+			if collected > 0 {
+				retained = c.after
+			}
+			tu.step(sample{at: t0.Add(time.Duration(i) * time.Second), allocs: allocs, cycles: cycles + uint64(collected),
+				live: live, scannable: live, retained: retained})
 		}
 		if collected != c.want {
 			t.Errorf("%s: %d collections, want %d", c.name, collected, c.want)
