@@ -233,7 +233,7 @@ func writeHeapProfile(tb testing.TB) {
 // maxIdleSessionBytes bounds the live heap one idle WebSocket session
 // holds (server side, plus the test client's own TCP connection): a
 // regression of the lean session fails BenchmarkIdleSession.
-const maxIdleSessionBytes = 8 << 10
+const maxIdleSessionBytes = 7 << 10
 
 // BenchmarkIdleSession measures what one idle WebSocket client costs the
 // gateway: live heap after a GC and goroutines, per session, over 500
