@@ -32,10 +32,14 @@
 // a burst may not collect for two minutes (the runtime's periodic
 // collection); so once the percentage has settled after a drop with no
 // collection since, and the heap holds more than 10% over the new goal
-// (what the runtime itself retains), the policy starts that collection:
-// at most one per Window. The runtime's scavenger then returns the memory
-// at its own pace; nothing is forced back to the system (no
+// (what the runtime itself retains), the policy starts that collection,
+// and a second one the next second if the heap still holds that much (the
+// scavenger's target after the first still counts the burst's garbage):
+// at most once per Window. The runtime's scavenger then returns the
+// memory at its own pace; nothing is forced back to the system (no
 // debug.FreeOSMemory).
+//
+// The percentage in effect is the go_gc_gogc_percent metric of /metrics.
 package gctune
 
 import (
