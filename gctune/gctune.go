@@ -11,7 +11,7 @@
 // twice the heap it leaves behind. The headroom above the live heap buys
 // fewer collections only when something allocates into it.
 //
-// The policy: once a second, the percentage is set so that the headroom
+// The policy: four times a second, the percentage is set so that the headroom
 // holds about Window's worth of allocation at the recent rate (the rate
 // rises at once and halves each second when allocation stops), clamped
 // between Floor and 100, and never below the runtime's own minimum
@@ -33,7 +33,7 @@
 // collection); so once the percentage has settled after a drop with no
 // collection since, and the heap holds more than 10% over the new goal
 // (what the runtime itself retains), the policy starts that collection,
-// and a second one the next second if the heap still holds that much (the
+// and a second one at the next update if the heap still holds that much (the
 // scavenger's target after the first still counts the burst's garbage):
 // at most once per Window. The runtime's scavenger then returns the
 // memory at its own pace; nothing is forced back to the system (no
@@ -63,8 +63,9 @@ const (
 	// allocation rate: the policy adds at most one collection per
 	// Window to what GOGC=100 would run.
 	DefaultWindow = 10 * time.Second
-	// interval is how often the percentage is updated.
-	interval = time.Second
+	// interval is how often the percentage is updated: a burst into an
+	// idle process runs at the low percentage for at most this long.
+	interval = 250 * time.Millisecond
 	// minHeadroom is the runtime's minimum heap goal at GOGC=100 (4 MiB):
 	// a small heap is not collected more often than Go would anyway.
 	minHeadroom = 4 << 20
