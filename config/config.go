@@ -8,6 +8,7 @@ import (
 	"github.com/meshgen/gateway/bus"
 	"github.com/meshgen/gateway/flaskbridge"
 	"github.com/meshgen/gateway/gateway"
+	"github.com/meshgen/gateway/gctune"
 	"github.com/meshgen/gateway/httpapi"
 	"github.com/meshgen/gateway/ratelog"
 	"github.com/meshgen/gateway/recovery"
@@ -448,6 +449,14 @@ type Config struct {
 	// default): no soft limit beyond GOMEMLIMIT.
 	MemoryLimit int64 `mapstructure:"memory-limit"`
 
+	// GCMinPercent is `gc-min-percent` / GATEWAY_GC_MIN_PERCENT, the lowest
+	// GC percentage of the gateway's collection policy (package gctune):
+	// when GOGC is not set, the percentage follows the allocation rate,
+	// from 100 (Go's default) under load down to this one while little
+	// allocates (a gateway holding idle sessions), so the resident memory
+	// follows the live heap. 100 turns the policy off. Default 25.
+	GCMinPercent int `mapstructure:"gc-min-percent"`
+
 	// MetricsAddr is `metrics-addr` / GATEWAY_METRICS_ADDR, host:port of a
 	// separate listener serving /metrics; when set, the main port does not
 	// serve it. Empty (the default) serves it on the main port.
@@ -543,6 +552,7 @@ func Default() Config {
 		RecoveryMaxEvents:        recovery.DefaultMaxEvents,
 		RecoveryBacklogBytes:     recovery.DefaultBacklogBytes,
 		StateOnJoin:              true,
+		GCMinPercent:             gctune.DefaultFloor,
 		ShutdownTimeout:          30 * time.Second,
 		StatusMaxStreams:         status.DefaultMaxStreams,
 		StatusRecent:             status.DefaultRecent,
@@ -621,6 +631,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
 		slog.String("debug_addr", c.DebugAddr),
 		slog.Int64("memory_limit", c.MemoryLimit),
+		slog.Int("gc_min_percent", c.GCMinPercent),
 		slog.Bool("status_token", c.StatusToken != ""),
 		slog.Int("status_max_streams", c.StatusMaxStreams),
 	)

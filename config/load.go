@@ -111,6 +111,7 @@ func NewFlagSet(name string, out io.Writer) *pflag.FlagSet {
 	fs.Bool("require-timestamp", d.RequireTimestamp, usage("require-timestamp", "accept only Standard Webhooks signatures (webhook-id, webhook-timestamp, webhook-signature) on the producer routes"))
 	fs.Duration("signature-tolerance", d.SignatureTolerance, usage("signature-tolerance", "how far a webhook-timestamp may be from now"))
 	fs.Int64("memory-limit", d.MemoryLimit, usage("memory-limit", "the container's memory limit in bytes; the Go runtime's soft limit is set to 90% of it unless GOMEMLIMIT is set; 0: none"))
+	fs.Int("gc-min-percent", d.GCMinPercent, usage("gc-min-percent", "lowest GC percentage of the collection policy while little allocates (GOGC follows the allocation rate up to 100 unless GOGC is set); 100: off"))
 	fs.String("debug-addr", d.DebugAddr, usage("debug-addr", "host:port serving /debug/pprof/ on its own listener; empty serves none"))
 	fs.Duration("http-read-timeout", d.HTTPReadTimeout, usage("http-read-timeout", "longest time to send a whole request"))
 	fs.Duration("http-idle-timeout", d.HTTPIdleTimeout, usage("http-idle-timeout", "how long an idle keep-alive connection is kept"))

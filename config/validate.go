@@ -191,6 +191,7 @@ func (c Config) validateLimits() error {
 		{"http-max-header-bytes", int64(c.HTTPMaxHeaderBytes), 4 << 10, 1 << 20, "must be between 4096 and 1048576"},
 		{"max-connections", int64(c.MaxConnections), 0, 10_000_000, "must be 0 (from the open-file limit) or positive"},
 		{"memory-limit", c.MemoryLimit, 0, 1 << 50, "must be 0 (none) or the container's memory limit in bytes"},
+		{"gc-min-percent", int64(c.GCMinPercent), 1, 100, "must be between 1 and 100 (100: the policy is off)"},
 		{"max-connections-per-ip", int64(c.MaxConnectionsPerIP), 0, 10_000_000, "must be 0 (a quarter of max-connections) or positive"},
 		{"max-producer-requests", int64(c.MaxProducerRequests), 1, 1_000_000, "must be positive"},
 		{"log-client-burst", int64(c.LogClientBurst), 1, 1_000_000, "must be positive"},

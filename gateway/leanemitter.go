@@ -29,9 +29,16 @@ type leanListener struct {
 
 var _ types.EventEmitter = (*leanEmitter)(nil)
 
+// sessionListeners is the capacity of a session's first listener slice:
+// the seven listeners a session gets fit without growing it.
+const sessionListeners = 8
+
 func (e *leanEmitter) add(evt types.EventName, once bool, fns []types.EventListener) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.listeners == nil {
+		e.listeners = make([]leanListener, 0, sessionListeners)
+	}
 	for _, fn := range fns {
 		if fn != nil {
 			e.listeners = append(e.listeners, leanListener{evt: evt, fn: fn, once: once})

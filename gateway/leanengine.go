@@ -85,7 +85,7 @@ func (e *leanEngine) Handshake(name string, ctx *types.HttpContext) (*types.Code
 // newSession starts a lean session on the upgraded connection of ctx. The
 // library's gorilla connection, the HttpContext and net/http's response
 // are not kept: only the net.Conn and a copy of what the Socket.IO layer
-// reads of the request (headers, URL, addresses).
+// reads of the request (upgradeRequest).
 func (e *leanEngine) newSession(ctx *types.HttpContext) *leanSession {
 	conn := ctx.Websocket.NetConn()
 	s := &leanSession{engine: e, id: e.Proto().GenerateId(ctx),
@@ -127,35 +127,52 @@ func appendJSONString(dst []byte, v string) ([]byte, error) {
 	return append(dst, b...), err
 }
 
-// upgradeRequest is what the Socket.IO layer reads of the upgrade request
-// (the handshake's headers, query, URL, address and TLS state), in less
-// than half the size of an http.Request; leanSession.Request rebuilds one.
+// upgradeRequest is what the Socket.IO layer and the gateway read of the
+// upgrade request while a namespace connects: the headers of
+// handshakeHeaders, the path and query, the address and whether it came
+// over TLS. leanSession.Request rebuilds an http.Request from it.
 type upgradeRequest struct {
-	method, host, remoteAddr, requestURI string
-	url                                  *url.URL
-	header                               http.Header
-	tls                                  *tls.ConnectionState
+	host, remoteAddr, requestURI, path, rawQuery string
+	header                                       http.Header // nil when none of handshakeHeaders came
+	secure                                       bool
 }
 
-// strippedRequest copies r without its context and body, and without the
-// headers that only served the upgrade itself.
+// handshakeHeaders are the request headers a lean session keeps for the
+// Socket.IO handshake: the credentials (credentialsOf reads no other
+// header) and Origin (the library's Handshake.Xdomain). A browser sends a
+// dozen more, which nothing reads after the upgrade.
+var handshakeHeaders = [...]string{"Authorization", "Cookie", "Origin"}
+
+// strippedRequest copies what upgradeRequest keeps of r.
 func strippedRequest(r *http.Request) *upgradeRequest {
-	h := make(http.Header, len(r.Header))
-	for k, v := range r.Header {
-		switch k {
-		case "Upgrade", "Connection", "Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Websocket-Extensions":
-		default:
-			h[k] = v
+	u := &upgradeRequest{host: r.Host, remoteAddr: r.RemoteAddr, requestURI: r.RequestURI, secure: r.TLS != nil}
+	if r.URL != nil {
+		u.path, u.rawQuery = r.URL.Path, r.URL.RawQuery
+	}
+	for _, k := range handshakeHeaders {
+		if v, ok := r.Header[k]; ok {
+			if u.header == nil {
+				u.header = make(http.Header, len(handshakeHeaders))
+			}
+			u.header[k] = v
 		}
 	}
-	return &upgradeRequest{method: r.Method, host: r.Host, remoteAddr: r.RemoteAddr, requestURI: r.RequestURI,
-		url: r.URL, header: h, tls: r.TLS}
+	return u
 }
 
 // request rebuilds the http.Request.
 func (u *upgradeRequest) request() *http.Request {
-	return &http.Request{Method: u.method, URL: u.url, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: u.header, Host: u.host, RemoteAddr: u.remoteAddr, RequestURI: u.requestURI, TLS: u.tls, Body: http.NoBody}
+	h := u.header
+	if h == nil {
+		h = http.Header{}
+	}
+	r := &http.Request{Method: http.MethodGet, URL: &url.URL{Path: u.path, RawQuery: u.rawQuery},
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: h, Host: u.host,
+		RemoteAddr: u.remoteAddr, RequestURI: u.requestURI, Body: http.NoBody}
+	if u.secure {
+		r.TLS = &tls.ConnectionState{} // the library only asks whether it is set (Secure)
+	}
+	return r
 }
 
 // discardWriter is the ResponseWriter of a lean session's request copy:

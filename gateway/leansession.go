@@ -31,7 +31,8 @@ import (
 //     to "pong due" and back; the ping timeout is armed before the ping is
 //     written, so a fast pong always finds it;
 //   - the write side of frameWriter (nothing while idle);
-//   - a copy of the request's headers and URL for the Socket.IO handshake,
+//   - what the Socket.IO handshake reads of the upgrade request (three
+//     headers, the path and query, the address; upgradeRequest),
 //     and its event listeners. Nothing of net/http, gorilla or the
 //     library's engine socket.
 //
@@ -45,6 +46,10 @@ type leanSession struct {
 	id     string
 	remote string
 	req    *upgradeRequest // what is kept of the upgrade request
+	// reqCtx is the context Request returns while a namespace connects
+	// (the library reads it six times per CONNECT); dropped once the
+	// connect is done (openGate) or the session closes.
+	reqCtx atomic.Pointer[types.HttpContext]
 	t      leanTransport
 	fw     frameWriter
 	state  atomic.Int32
@@ -87,12 +92,18 @@ func (s *leanSession) SetReadyState(string) {}
 // Protocol is Engine.IO v4.
 func (s *leanSession) Protocol() int { return 4 }
 
-// Request is the upgrade request (a copy: headers, URL, addresses) in a
-// fresh HttpContext. The Socket.IO layer reads it while it connects a
-// namespace; a context kept for the session's lifetime would cost more
-// than making one for each of those reads.
+// Request is the upgrade request (what upgradeRequest keeps of it) in an
+// HttpContext. The Socket.IO layer reads it while it connects a
+// namespace; the context is kept from the first of those reads until the
+// connect is done (openGate), not for the session's lifetime (it holds
+// an emitter, a channel and the request: about 1 KB).
 func (s *leanSession) Request() *types.HttpContext {
-	return types.NewHttpContext(discardWriter{}, s.req.request())
+	if c := s.reqCtx.Load(); c != nil {
+		return c
+	}
+	c := types.NewHttpContext(discardWriter{}, s.req.request())
+	s.reqCtx.CompareAndSwap(nil, c)
+	return c
 }
 
 // RemoteAddress is the client's address.
@@ -307,8 +318,10 @@ func (s *leanSession) waitGate() {
 	}
 }
 
-// openGate releases the held packets and lets the next ones pass.
+// openGate releases the held packets and lets the next ones pass. The
+// namespace has connected: the request's context is dropped too.
 func (s *leanSession) openGate() {
+	s.reqCtx.Store(nil)
 	s.hbMu.Lock()
 	defer s.hbMu.Unlock()
 	if s.gateOpen.Swap(true) {

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -18,6 +19,9 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/zishang520/socket.io/servers/engine/v3"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+
+	"github.com/meshgen/gateway/auth"
 )
 
 // A WebSocket-first client gets a lean session (leanengine.go), not the
@@ -268,7 +272,7 @@ func writeHeapProfile(tb testing.TB) {
 // maxIdleSessionBytes bounds the live heap one idle WebSocket session
 // holds (server side, plus the test client's own TCP connection): a
 // regression of the lean session fails BenchmarkIdleSession.
-const maxIdleSessionBytes = 8 << 10
+const maxIdleSessionBytes = 7 << 10
 
 // BenchmarkIdleSession measures what one idle WebSocket client costs the
 // gateway: live heap after a GC and goroutines, per session, over 500
@@ -337,5 +341,71 @@ func TestLeanLargeMessageAcrossReads(t *testing.T) {
 	c.send("40", `42["subscribe_project",{"project_id":"p","pad":"`+strings.Repeat("z", 300<<10)+`"}]`)
 	if c.waitEvent("subscribed_project") == "" {
 		t.Fatal("a 300 KiB subscribe was not answered")
+	}
+}
+
+// credsPolicy records the credentials of each connect and lets it in.
+type credsPolicy struct {
+	auth.Open
+	got chan auth.Credentials
+}
+
+func (p credsPolicy) Authenticate(ctx context.Context, c auth.Credentials) (*auth.Principal, error) {
+	p.got <- c
+	return p.Open.Authenticate(ctx, c)
+}
+
+// A lean session keeps of the upgrade request what the credentials need
+// (the Authorization and Cookie headers, the query's token), and the
+// library's copy of the handshake's headers, query and auth payload is
+// released once they are read.
+func TestLeanHandshakeCredentialsThenDropped(t *testing.T) {
+	p := credsPolicy{got: make(chan auth.Credentials, 1)}
+	s, url := newTestServer(t, Options{Auth: p, AuthExtract: auth.ExtractOptions{Cookie: "tok", Query: true}})
+	for _, c := range []struct {
+		query, connect string
+		header         http.Header
+		token, source  string
+	}{
+		{"", "40", http.Header{"Authorization": {"Bearer h"}, "User-Agent": {"test"}}, "h", auth.SourceHeader},
+		{"", "40", http.Header{"Cookie": {"a=1; tok=c"}}, "c", auth.SourceCookie},
+		{"&token=q", "40", nil, "q", auth.SourceQuery},
+		{"", `40{"token":"p"}`, http.Header{"Cookie": {"tok=c"}}, "p", auth.SourceAuth},
+	} {
+		conn, resp, err := websocket.DefaultDialer.Dial(url+c.query, c.header)
+		if err != nil {
+			if resp != nil {
+				b, _ := io.ReadAll(resp.Body)
+				t.Fatalf("dial: %v: %s %s", err, resp.Status, b)
+			}
+			t.Fatal(err)
+		}
+		rc := &rawClient{t: t, conn: conn}
+		if msg := rc.read(); !strings.HasPrefix(msg, "0{") {
+			t.Fatalf("open packet = %q", msg)
+		}
+		rc.send(c.connect)
+		if msg := rc.read(); !strings.HasPrefix(msg, "40") {
+			t.Fatalf("CONNECT reply %q", msg)
+		}
+		got := <-p.got
+		if got.Token != c.token || got.Source != c.source || got.Cookie != c.header.Get("Cookie") || got.Authorization != c.header.Get("Authorization") {
+			t.Errorf("%v %q %q: credentials %+v, want token %q from %s", c.header, c.query, c.connect, got, c.token, c.source)
+		}
+		n := 0
+		s.io.Of("/", nil).Sockets().Range(func(_ socket.SocketId, sock *socket.Socket) bool {
+			n++
+			if hs := sock.Handshake(); hs.Headers != nil || hs.Query != nil || hs.Auth != nil {
+				t.Errorf("handshake still holds headers %v, query %v, auth %v", hs.Headers, hs.Query, hs.Auth)
+			}
+			return true
+		})
+		if n != 1 {
+			t.Fatalf("%d sockets, want 1", n)
+		}
+		_ = conn.Close()
+		for i := 0; i < 500 && s.Clients() != 0; i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 }

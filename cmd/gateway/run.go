@@ -10,6 +10,7 @@ import (
 	"github.com/meshgen/gateway/app"
 	"github.com/meshgen/gateway/cli"
 	"github.com/meshgen/gateway/config"
+	"github.com/meshgen/gateway/gctune"
 )
 
 // Exit statuses.
@@ -40,6 +41,10 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) int {
 	if l := softMemoryLimit(cfg.MemoryLimit, os.Getenv("GOMEMLIMIT")); l > 0 {
 		debug.SetMemoryLimit(l)
 		log.Info("Go runtime soft memory limit set", slog.Int64("bytes", l), slog.Int64("memory_limit", cfg.MemoryLimit))
+	}
+	if gctune.Active(os.Getenv("GOGC"), cfg.GCMinPercent) {
+		go gctune.Run(ctx, gctune.Options{Floor: cfg.GCMinPercent})
+		log.Info("GC percentage follows the allocation rate", slog.Int("min_percent", cfg.GCMinPercent), slog.Int("max_percent", 100))
 	}
 	a, err := app.New(cfg, log, version)
 	if err != nil {
