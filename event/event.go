@@ -129,7 +129,20 @@ type Members []Member
 // encode marshals p (whose extra members are not part of its own
 // encoding) and appends the extra members after its own keys.
 func encode(p Payload) (json.RawMessage, error) {
-	out, err := marshal(p)
+	var (
+		out []byte
+		err error
+	)
+	switch v := p.(type) {
+	case JobCompletedPayload:
+		// Their MarshalJSON writes compact JSON: encoding/json would
+		// only check and copy it once more.
+		out, err = v.MarshalJSON()
+	case JobFailedPayload:
+		out, err = v.MarshalJSON()
+	default:
+		out, err = marshal(p)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -1,8 +1,10 @@
 package event
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/meshgen/gateway/rooms"
@@ -102,12 +104,21 @@ func (p ExtraPayload) EventName() string { return p.Name }
 
 // MarshalJSON encodes job_completed in the protocol's key order.
 func (p JobCompletedPayload) MarshalJSON() ([]byte, error) {
-	return marshal(struct {
-		ProjectID rooms.ID        `json:"project_id"`
-		JobID     rooms.ID        `json:"job_id"`
-		Status    string          `json:"status"`
-		Result    json.RawMessage `json:"result"`
-	}{p.ProjectID, p.JobID, StatusCompleted, orNull(p.Result)})
+	b := make([]byte, 0, 80+len(p.Result))
+	b = append(b, `{"project_id":`...)
+	b, err := appendID(b, p.ProjectID)
+	if err != nil {
+		return nil, err
+	}
+	b = append(b, `,"job_id":`...)
+	if b, err = appendID(b, p.JobID); err != nil {
+		return nil, err
+	}
+	b = append(b, `,"status":"`+StatusCompleted+`","result":`...)
+	if b, err = appendCompact(b, orNull(p.Result)); err != nil {
+		return nil, fmt.Errorf("result: %w", err)
+	}
+	return append(b, '}'), nil
 }
 
 // MarshalJSON encodes job_failed, DefaultError when it carries no error.
@@ -116,11 +127,42 @@ func (p JobFailedPayload) MarshalJSON() ([]byte, error) {
 	if isNull(errValue) {
 		errValue = defaultErrorJSON
 	}
-	return marshal(struct {
-		ProjectID rooms.ID        `json:"project_id"`
-		JobID     rooms.ID        `json:"job_id"`
-		Error     json.RawMessage `json:"error"`
-	}{p.ProjectID, p.JobID, errValue})
+	b := make([]byte, 0, 64+len(errValue))
+	b = append(b, `{"project_id":`...)
+	b, err := appendID(b, p.ProjectID)
+	if err != nil {
+		return nil, err
+	}
+	b = append(b, `,"job_id":`...)
+	if b, err = appendID(b, p.JobID); err != nil {
+		return nil, err
+	}
+	b = append(b, `,"error":`...)
+	if b, err = appendCompact(b, errValue); err != nil {
+		return nil, fmt.Errorf("error: %w", err)
+	}
+	return append(b, '}'), nil
+}
+
+// appendID appends the JSON of id as encoding/json writes a rooms.ID
+// member (its MarshalJSON, whose output is compact).
+func appendID(b []byte, id rooms.ID) ([]byte, error) {
+	v, err := id.MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("id %q: %w", id.Key, err)
+	}
+	return append(b, v...), nil
+}
+
+// appendCompact appends raw without insignificant whitespace, as
+// encoding/json writes a json.RawMessage member; it fails when raw is not
+// valid JSON.
+func appendCompact(b []byte, raw json.RawMessage) ([]byte, error) {
+	buf := bytes.NewBuffer(b)
+	if err := json.Compact(buf, raw); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // MarshalJSON passes the extra event's data through.
