@@ -120,7 +120,15 @@ func (h *Handler) Serve(c echo.Context) error {
 	} else {
 		log.InfoContext(ctx, "webhook accepted", slog.String("event", ev.Name))
 	}
-	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "job_id": n.JobID.Raw})
+	return c.JSON(http.StatusOK, accepted{JobID: n.JobID.Raw, Status: "ok"})
+}
+
+// accepted is the 200 answer {"job_id": ..., "status": "ok"}: the members
+// in the order encoding/json writes a map's, as the answer always had
+// them.
+type accepted struct {
+	JobID  any    `json:"job_id"`
+	Status string `json:"status"`
 }
 
 // owner resolves the job's project: the body's fields first, then the

@@ -239,3 +239,24 @@ func BenchmarkServe(b *testing.B) {
 type discard struct{}
 
 func (discard) Publish(context.Context, event.Event) error { return nil }
+
+// The 200 answer is the bytes the map it was written from gave: members in
+// key order, HTML escaped as Echo's encoder does, a newline after.
+func TestServeAnswerBytes(t *testing.T) {
+	for _, job := range []string{`"j1"`, `99`, `"<a&b>"`} {
+		body := `{"job_id":` + job + `,"status":"completed","project_id":"p"}`
+		e := newServer(t, Config{Publisher: &httpapitest.Publisher{}}, 0, nil)
+		rec := post(e, body, "")
+		var raw any
+		if err := json.Unmarshal([]byte(job), &raw); err != nil {
+			t.Fatal(err)
+		}
+		want, err := json.Marshal(map[string]any{"status": "ok", "job_id": raw})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Code != 200 || rec.Body.String() != string(want)+"\n" || rec.Header().Get("Content-Type") != "application/json" {
+			t.Fatalf("answer %d %q %q, want %s", rec.Code, rec.Header().Get("Content-Type"), rec.Body, want)
+		}
+	}
+}
