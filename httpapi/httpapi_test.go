@@ -9,8 +9,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"testing/slogtest"
@@ -109,8 +109,12 @@ func TestRequestLoggerNamesRouteAndRequestID(t *testing.T) {
 // slog's handlers; it is a conforming slog.Handler (testing/slogtest).
 func TestRequestLoggerWritesWhatWithWould(t *testing.T) {
 	handlers := map[string]func(io.Writer) slog.Handler{
-		"text": func(w io.Writer) slog.Handler { return slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}) },
-		"json": func(w io.Writer) slog.Handler { return slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}) },
+		"text": func(w io.Writer) slog.Handler {
+			return slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo})
+		},
+		"json": func(w io.Writer) slog.Handler {
+			return slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo})
+		},
 	}
 	for name, newHandler := range handlers {
 		t.Run(name, func(t *testing.T) {
