@@ -1,7 +1,6 @@
 package event
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -154,16 +153,6 @@ func appendID(b []byte, id rooms.ID) ([]byte, error) {
 	return append(b, v...), nil
 }
 
-// appendCompact appends raw without insignificant whitespace, as
-// encoding/json writes a json.RawMessage member; it fails when raw is not
-// valid JSON.
-func appendCompact(b []byte, raw json.RawMessage) ([]byte, error) {
-	buf := bytes.NewBuffer(b)
-	if err := json.Compact(buf, raw); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
 
 // MarshalJSON passes the extra event's data through.
 func (p ExtraPayload) MarshalJSON() ([]byte, error) {
