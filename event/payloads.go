@@ -153,7 +153,6 @@ func appendID(b []byte, id rooms.ID) ([]byte, error) {
 	return append(b, v...), nil
 }
 
-
 // MarshalJSON passes the extra event's data through.
 func (p ExtraPayload) MarshalJSON() ([]byte, error) {
 	if len(p.Data) == 0 || p.Data[0] != '{' {
