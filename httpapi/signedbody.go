@@ -139,9 +139,8 @@ func SignedBodyWithConfig(cfg SignedBodyConfig) echo.MiddlewareFunc {
 // serve runs the steps of SignedBodyWithConfig for one request.
 func (cfg SignedBodyConfig) serve(c echo.Context, next echo.HandlerFunc) error {
 	ctx := c.Request().Context()
-	log := RequestLogger(c, cfg.Logger)
 	if !cfg.Verifier.Enabled() {
-		log.WarnContext(ctx, "signature verification skipped: no secret configured (development)")
+		RequestLogger(c, cfg.Logger).WarnContext(ctx, "signature verification skipped: no secret configured (development)")
 		body, err := cfg.readBody(c)
 		if err != nil {
 			return err

@@ -71,27 +71,27 @@ func New(cfg Config) *Handler {
 func (h *Handler) Serve(c echo.Context) error {
 	ctx := c.Request().Context()
 	received := time.Now()
-	log := httpapi.RequestLogger(c, h.cfg.Logger)
+	log := requestLog{ctx: ctx, log: httpapi.RequestLogger(c, h.cfg.Logger)}
 	n, err := Parse(httpapi.Body(c), h.cfg.MaxIDLength)
 	if err != nil {
-		log.InfoContext(ctx, "webhook rejected", slog.String("reason", err.Error()))
+		log.write(slog.LevelInfo, "webhook rejected", slog.String("reason", err.Error()))
 		return echo.NewHTTPError(http.StatusBadRequest, badRequestMessage(err)).SetInternal(err)
 	}
-	log = log.With(slog.String("job_id", n.JobID.Key), slog.String("status", n.Status))
+	log.add(slog.String("job_id", n.JobID.Key), slog.String("status", n.Status))
 	owner, found, err := h.owner(ctx, n)
 	if err != nil {
-		log.ErrorContext(ctx, "webhook job lookup failed", slog.String("error", err.Error()))
+		log.write(slog.LevelError, "webhook job lookup failed", slog.String("error", err.Error()))
 		return httpapi.StoreError(err, "Job lookup failed")
 	}
 	if !found {
-		log.InfoContext(ctx, "webhook for unknown job")
+		log.write(slog.LevelInfo, "webhook for unknown job")
 		return echo.NewHTTPError(http.StatusNotFound, "Job not found")
 	}
-	log = log.With(slog.String("project_id", owner.Project.Key))
+	log.add(slog.String("project_id", owner.Project.Key))
 	end := n.End(owner)
 	ev, err := end.Event()
 	if err != nil {
-		log.ErrorContext(ctx, "webhook event encoding failed", slog.String("error", err.Error()))
+		log.write(slog.LevelError, "webhook event encoding failed", slog.String("error", err.Error()))
 		return echo.NewHTTPError(http.StatusInternalServerError, "Event encoding failed").SetInternal(err)
 	}
 	ev.DedupeKey = DedupeKey(n)
@@ -99,26 +99,26 @@ func (h *Handler) Serve(c echo.Context) error {
 	err = h.cfg.Publisher.Publish(ctx, ev)
 	duplicate := errors.Is(err, bus.ErrDuplicate)
 	if err != nil && !duplicate {
-		log.ErrorContext(ctx, "webhook event not published", slog.String("error", err.Error()))
+		log.write(slog.LevelError, "webhook event not published", slog.String("error", err.Error()))
 		return httpapi.PublishError(err)
 	}
 	// Counted on duplicates too: a retry after a failure here must still
 	// count the job; the tracker itself counts each job once.
 	if owner.Batch.Key != "" && h.cfg.Batches != nil {
-		log = log.With(slog.String("batch_id", owner.Batch.Key))
+		log.add(slog.String("batch_id", owner.Batch.Key))
 		first, err := h.cfg.Batches.JobEnded(ctx, end)
 		if err != nil {
-			log.ErrorContext(ctx, "batch progress not recorded", slog.String("error", err.Error()))
+			log.write(slog.LevelError, "batch progress not recorded", slog.String("error", err.Error()))
 			return httpapi.PublishError(err)
 		}
 		if first {
-			log.InfoContext(ctx, "batch progress recorded")
+			log.write(slog.LevelInfo, "batch progress recorded")
 		}
 	}
 	if duplicate {
-		log.InfoContext(ctx, "duplicate webhook: already delivered, not sent again")
+		log.write(slog.LevelInfo, "duplicate webhook: already delivered, not sent again")
 	} else {
-		log.InfoContext(ctx, "webhook accepted", slog.String("event", ev.Name))
+		log.write(slog.LevelInfo, "webhook accepted", slog.String("event", ev.Name))
 	}
 	return c.JSON(http.StatusOK, accepted{JobID: n.JobID.Raw, Status: "ok"})
 }
@@ -129,6 +129,26 @@ func (h *Handler) Serve(c echo.Context) error {
 type accepted struct {
 	JobID  any    `json:"job_id"`
 	Status string `json:"status"`
+}
+
+// requestLog writes the lines of one request: the request logger and the
+// attributes learnt so far (what log.With would keep, without formatting
+// them for every request at a level that writes no line).
+type requestLog struct {
+	ctx   context.Context
+	log   *slog.Logger
+	attrs []slog.Attr
+}
+
+// add keeps attrs for the lines written after.
+func (l *requestLog) add(attrs ...slog.Attr) { l.attrs = append(l.attrs, attrs...) }
+
+// write logs msg at level with the kept attributes, then more.
+func (l *requestLog) write(level slog.Level, msg string, more ...slog.Attr) {
+	if !l.log.Enabled(l.ctx, level) {
+		return
+	}
+	l.log.LogAttrs(l.ctx, level, msg, append(l.attrs[:len(l.attrs):len(l.attrs)], more...)...)
 }
 
 // owner resolves the job's project: the body's fields first, then the

@@ -260,3 +260,27 @@ func TestServeAnswerBytes(t *testing.T) {
 		}
 	}
 }
+
+// Every line about a request names the route and what was learnt of the
+// webhook so far, in the order learnt; the line's own attributes last.
+func TestServeLogLines(t *testing.T) {
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	e := newServer(t, Config{Publisher: &httpapitest.Publisher{}, Batches: &batchRecorder{}, Logger: log}, 0, nil)
+	if rec := post(e, `{"job_id":"j1","status":"completed","project_id":"p1","batch_id":"b1"}`, ""); rec.Code != 200 {
+		t.Fatalf("code = %d", rec.Code)
+	}
+	post(e, `{"job_id":"j2"}`, "")
+	post(e, `{"job_id":`, "")
+	want := []string{
+		"msg=\"batch progress recorded\" route=/api/webhooks/modal request_id=\"\" job_id=j1 status=completed project_id=p1 batch_id=b1\n",
+		"msg=\"webhook accepted\" route=/api/webhooks/modal request_id=\"\" job_id=j1 status=completed project_id=p1 batch_id=b1 event=job_completed\n",
+		"msg=\"webhook for unknown job\" route=/api/webhooks/modal request_id=\"\" job_id=j2 status=failed\n",
+		"msg=\"webhook rejected\" route=/api/webhooks/modal request_id=\"\" reason=",
+	}
+	for _, w := range want {
+		if !strings.Contains(logs.String(), w) {
+			t.Errorf("no line with %q in\n%s", w, logs.String())
+		}
+	}
+}
