@@ -570,18 +570,21 @@ func requestLogger(log *slog.Logger) echo.MiddlewareFunc {
 		LogRequestID: true,
 		LogError:     true,
 		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
-			attrs := []slog.Attr{
+			level := slog.LevelInfo
+			if v.Status >= 500 {
+				level = slog.LevelError
+			}
+			ctx := c.Request().Context()
+			if !log.Enabled(ctx, level) {
+				return nil
+			}
+			log.LogAttrs(ctx, level, "http request",
 				slog.String("request_id", v.RequestID),
 				slog.String("method", v.Method),
 				slog.String("path", v.URIPath),
 				slog.Int("status", v.Status),
 				slog.Duration("latency", v.Latency),
-			}
-			level := slog.LevelInfo
-			if v.Status >= 500 {
-				level = slog.LevelError
-			}
-			log.LogAttrs(c.Request().Context(), level, "http request", attrs...)
+			)
 			return nil
 		},
 	})
