@@ -13,6 +13,7 @@ import (
 	"github.com/meshgen/gateway/bus"
 	"github.com/meshgen/gateway/event"
 	"github.com/meshgen/gateway/httpapi"
+	"github.com/meshgen/gateway/rooms"
 )
 
 // Path is the route of Modal's webhook.
@@ -120,7 +121,24 @@ func (h *Handler) Serve(c echo.Context) error {
 	} else {
 		log.write(slog.LevelInfo, "webhook accepted", slog.String("event", ev.Name))
 	}
-	return c.JSON(http.StatusOK, accepted{JobID: n.JobID.Raw, Status: "ok"})
+	return answerAccepted(c, n.JobID)
+}
+
+// answerAccepted answers 200 {"job_id": ..., "status": "ok"}. When Echo
+// would not indent it (debug mode or ?pretty), the answer is written
+// straight: the bytes Echo's JSON encoder gives the accepted struct.
+func answerAccepted(c echo.Context, job rooms.ID) error {
+	if c.Request().URL.RawQuery != "" || c.Echo().Debug {
+		return c.JSON(http.StatusOK, accepted{JobID: job.Raw, Status: "ok"})
+	}
+	id, err := job.MarshalJSON() // HTML-escaped, as Echo's encoder writes it
+	if err != nil {
+		return fmt.Errorf("webhook: answer job id: %w", err)
+	}
+	b := make([]byte, 0, len(`{"job_id":,"status":"ok"}`)+len(id)+1)
+	b = append(b, `{"job_id":`...)
+	b = append(b, id...)
+	return c.JSONBlob(http.StatusOK, append(b, `,"status":"ok"}`+"\n"...))
 }
 
 // accepted is the 200 answer {"job_id": ..., "status": "ok"}: the members

@@ -243,10 +243,18 @@ func (discard) Publish(context.Context, event.Event) error { return nil }
 // The 200 answer is the bytes the map it was written from gave: members in
 // key order, HTML escaped as Echo's encoder does, a newline after.
 func TestServeAnswerBytes(t *testing.T) {
-	for _, job := range []string{`"j1"`, `99`, `"<a&b>"`} {
+	for _, job := range []string{`"j1"`, `99`, `"<a&b>"`, `"é\u2028"`} {
 		body := `{"job_id":` + job + `,"status":"completed","project_id":"p"}`
 		e := newServer(t, Config{Publisher: &httpapitest.Publisher{}}, 0, nil)
 		rec := post(e, body, "")
+		pretty := httpapitest.Post(e, Path+"?pretty", body, nil)
+		e.Debug = true // Echo indents every JSON answer it encodes in debug mode
+		debug := post(e, body, "")
+		for _, rec := range []*httptest.ResponseRecorder{pretty, debug} {
+			if rec.Code != 200 || !strings.Contains(rec.Body.String(), "{\n  \"job_id\": ") {
+				t.Fatalf("debug or ?pretty: answer %d %q, indented before", rec.Code, rec.Body)
+			}
+		}
 		var raw any
 		if err := json.Unmarshal([]byte(job), &raw); err != nil {
 			t.Fatal(err)
