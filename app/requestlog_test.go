@@ -32,7 +32,9 @@ func TestRequestLoggerLines(t *testing.T) {
 			e := echo.New()
 			e.Use(middleware.RequestID(), requestLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: tc.level}))))
 			e.POST("/ok", func(c echo.Context) error { return c.NoContent(http.StatusOK) })
-			e.POST("/fail", func(echo.Context) error { return echo.NewHTTPError(http.StatusInternalServerError).SetInternal(errors.New("boom")) })
+			e.POST("/fail", func(echo.Context) error {
+				return echo.NewHTTPError(http.StatusInternalServerError).SetInternal(errors.New("boom"))
+			})
 			e.POST("/socket.io/", func(c echo.Context) error { return c.NoContent(http.StatusOK) })
 			e.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, tc.path, nil))
 			if tc.want == nil {
