@@ -103,7 +103,7 @@ func (p ExtraPayload) EventName() string { return p.Name }
 
 // MarshalJSON encodes job_completed in the protocol's key order.
 func (p JobCompletedPayload) MarshalJSON() ([]byte, error) {
-	b := make([]byte, 0, 80+len(p.Result))
+	b := make([]byte, 0, len(`{"project_id":,"job_id":,"status":"completed","result":}`)+idSize(p.ProjectID)+idSize(p.JobID)+max(len(p.Result), 4))
 	b = append(b, `{"project_id":`...)
 	b, err := appendID(b, p.ProjectID)
 	if err != nil {
@@ -126,7 +126,7 @@ func (p JobFailedPayload) MarshalJSON() ([]byte, error) {
 	if isNull(errValue) {
 		errValue = defaultErrorJSON
 	}
-	b := make([]byte, 0, 64+len(errValue))
+	b := make([]byte, 0, len(`{"project_id":,"job_id":,"error":}`)+idSize(p.ProjectID)+idSize(p.JobID)+len(errValue))
 	b = append(b, `{"project_id":`...)
 	b, err := appendID(b, p.ProjectID)
 	if err != nil {
@@ -142,6 +142,9 @@ func (p JobFailedPayload) MarshalJSON() ([]byte, error) {
 	}
 	return append(b, '}'), nil
 }
+
+// idSize is room for the JSON of id: its key, quoted, and a few escapes.
+func idSize(id rooms.ID) int { return len(id.Key) + 8 }
 
 // appendID appends the JSON of id as encoding/json writes a rooms.ID
 // member (its MarshalJSON, whose output is compact).
