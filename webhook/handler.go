@@ -72,13 +72,13 @@ func New(cfg Config) *Handler {
 func (h *Handler) Serve(c echo.Context) error {
 	ctx := c.Request().Context()
 	received := time.Now()
-	log := requestLog{ctx: ctx, log: httpapi.RequestLogger(c, h.cfg.Logger)}
+	log := requestLog{ctx: ctx, c: c, base: h.cfg.Logger}
 	n, err := Parse(httpapi.Body(c), h.cfg.MaxIDLength)
 	if err != nil {
 		log.write(slog.LevelInfo, "webhook rejected", slog.String("reason", err.Error()))
 		return echo.NewHTTPError(http.StatusBadRequest, badRequestMessage(err)).SetInternal(err)
 	}
-	log.add(slog.String("job_id", n.JobID.Key), slog.String("status", n.Status))
+	log.job, log.status = n.JobID.Key, n.Status
 	owner, found, err := h.owner(ctx, n)
 	if err != nil {
 		log.write(slog.LevelError, "webhook job lookup failed", slog.String("error", err.Error()))
@@ -88,7 +88,7 @@ func (h *Handler) Serve(c echo.Context) error {
 		log.write(slog.LevelInfo, "webhook for unknown job")
 		return echo.NewHTTPError(http.StatusNotFound, "Job not found")
 	}
-	log.add(slog.String("project_id", owner.Project.Key))
+	log.project = owner.Project.Key
 	end := n.End(owner)
 	ev, err := end.Event()
 	if err != nil {
@@ -106,7 +106,7 @@ func (h *Handler) Serve(c echo.Context) error {
 	// Counted on duplicates too: a retry after a failure here must still
 	// count the job; the tracker itself counts each job once.
 	if owner.Batch.Key != "" && h.cfg.Batches != nil {
-		log.add(slog.String("batch_id", owner.Batch.Key))
+		log.batch = owner.Batch.Key
 		first, err := h.cfg.Batches.JobEnded(ctx, end)
 		if err != nil {
 			log.write(slog.LevelError, "batch progress not recorded", slog.String("error", err.Error()))
@@ -149,24 +149,33 @@ type accepted struct {
 	Status string `json:"status"`
 }
 
-// requestLog writes the lines of one request: the request logger and the
-// attributes learnt so far (what log.With would keep, without formatting
-// them for every request at a level that writes no line).
+// requestLog writes the lines of one request with httpapi.RequestLogger
+// and what was learnt of the webhook so far (job_id and status, then
+// project_id, then batch_id: what log.With would have kept), making
+// neither for a request whose lines the logger's level leaves out.
 type requestLog struct {
-	ctx   context.Context
-	log   *slog.Logger
-	attrs []slog.Attr
+	ctx                         context.Context
+	c                           echo.Context
+	base                        *slog.Logger
+	job, status, project, batch string
 }
 
-// add keeps attrs for the lines written after.
-func (l *requestLog) add(attrs ...slog.Attr) { l.attrs = append(l.attrs, attrs...) }
-
-// write logs msg at level with the kept attributes, then more.
+// write logs msg at level with what was learnt, then more.
 func (l *requestLog) write(level slog.Level, msg string, more ...slog.Attr) {
-	if !l.log.Enabled(l.ctx, level) {
+	if !l.base.Enabled(l.ctx, level) {
 		return
 	}
-	l.log.LogAttrs(l.ctx, level, msg, append(l.attrs[:len(l.attrs):len(l.attrs)], more...)...)
+	attrs := make([]slog.Attr, 0, 4+len(more))
+	if l.job != "" {
+		attrs = append(attrs, slog.String("job_id", l.job), slog.String("status", l.status))
+	}
+	if l.project != "" {
+		attrs = append(attrs, slog.String("project_id", l.project))
+	}
+	if l.batch != "" {
+		attrs = append(attrs, slog.String("batch_id", l.batch))
+	}
+	httpapi.RequestLogger(l.c, l.base).LogAttrs(l.ctx, level, msg, append(attrs, more...)...)
 }
 
 // owner resolves the job's project: the body's fields first, then the
