@@ -102,3 +102,30 @@ func FuzzJobPayloadsAgreeWithV1(f *testing.F) {
 		assertSameJobPayloads(t, rooms.ID{Raw: project, Key: project}, jobID, raw)
 	})
 }
+
+func BenchmarkJobCompleted(b *testing.B) {
+	result := json.RawMessage(`{"ts":1764690000000000000,"seq":12345,"st":0,"success":true,"s3_output_path":"s3://bench/ingest-nobody/12345.msh","strategy":"Tetrahedral (Delaunay)","quality_metrics":{"sicn_avg":0.85,"total_elements":125032},"metrics":{"total_time_seconds":45.2}}`)
+	project, job := rooms.ID{Raw: "ingest-nobody", Key: "ingest-nobody"}, rooms.ID{Raw: "lg-ingest-nobody-12345", Key: "lg-ingest-nobody-12345"}
+	for _, bc := range []struct {
+		name string
+		p    any
+	}{
+		{"appended", JobCompletedPayload{ProjectID: project, JobID: job, Result: result}},
+		{"encoding-json", completedV1{ProjectID: project, JobID: job, Result: result}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				var err error
+				if p, ok := bc.p.(Payload); ok {
+					_, err = encode(p)
+				} else {
+					_, err = marshal(bc.p)
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

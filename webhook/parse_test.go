@@ -155,3 +155,23 @@ func FuzzParseAgreesWithV1(f *testing.F) {
 		assertSameParse(t, body)
 	})
 }
+
+// ingestBody is the load harness's ingest webhook body.
+const ingestBody = `{"job_id":"lg-ingest-nobody-12345","status":"completed","project_id":"ingest-nobody","result":{"ts":1764690000000000000,"seq":12345,"st":0,"success":true,"s3_output_path":"s3://bench/ingest-nobody/12345.msh","strategy":"Tetrahedral (Delaunay)","quality_metrics":{"sicn_avg":0.85,"total_elements":125032},"metrics":{"total_time_seconds":45.2}}}`
+
+func BenchmarkParse(b *testing.B) {
+	for _, bc := range []struct {
+		name  string
+		parse func([]byte, int) (Notification, error)
+	}{{"jsontext", Parse}, {"encoding-json", parseV1}} {
+		b.Run(bc.name, func(b *testing.B) {
+			body := []byte(ingestBody)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := bc.parse(body, 0); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
