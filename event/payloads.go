@@ -149,11 +149,40 @@ func idSize(id rooms.ID) int { return len(id.Key) + 8 }
 // appendID appends the JSON of id as encoding/json writes a rooms.ID
 // member (its MarshalJSON, whose output is compact).
 func appendID(b []byte, id rooms.ID) ([]byte, error) {
-	v, err := id.MarshalJSON()
+	b, err := AppendID(b, id)
 	if err != nil {
 		return nil, fmt.Errorf("id %q: %w", id.Key, err)
 	}
+	return b, nil
+}
+
+// AppendID appends id.MarshalJSON() to b: the id as encoding/json writes
+// it (HTML-escaped). A string id of printable ASCII that needs no escape,
+// the usual one, is quoted as it is without encoding/json's reflection.
+func AppendID(b []byte, id rooms.ID) ([]byte, error) {
+	if s, ok := id.Raw.(string); ok && plainJSONString(s) {
+		b = append(b, '"')
+		b = append(b, s...)
+		return append(b, '"'), nil
+	}
+	v, err := id.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
 	return append(b, v...), nil
+}
+
+// plainJSONString reports whether json.Marshal writes s as it is between
+// quotes: printable ASCII without '"', '\\' or the HTML-escaped '<', '>'
+// and '&'.
+func plainJSONString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
 }
 
 // MarshalJSON passes the extra event's data through.

@@ -129,3 +129,23 @@ func BenchmarkJobCompleted(b *testing.B) {
 		})
 	}
 }
+
+// AppendID writes what rooms.ID.MarshalJSON writes, for any id.
+func FuzzAppendID(f *testing.F) {
+	for _, s := range []string{"p1", "lg-ingest-nobody-12345", "<a&b>", "a\"b\\c", "\u2028", "\x7f", "\xff", "é", " ~", ""} {
+		f.Add(s, 0.0, false)
+	}
+	f.Add("", 9007199254740991.0, true)
+	f.Add("", -0.0, true)
+	f.Fuzz(func(t *testing.T, s string, num float64, isNum bool) {
+		id := rooms.ID{Raw: s, Key: s}
+		if isNum {
+			id = rooms.ID{Raw: num, Key: "n"}
+		}
+		got, err := AppendID([]byte("x"), id)
+		want, wantErr := id.MarshalJSON()
+		if (err != nil) != (wantErr != nil) || (err == nil && string(got) != "x"+string(want)) {
+			t.Fatalf("AppendID(%#v) = %q, %v; MarshalJSON %q, %v", id.Raw, got, err, want, wantErr)
+		}
+	})
+}
