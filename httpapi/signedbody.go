@@ -151,20 +151,23 @@ func (cfg SignedBodyConfig) serve(c echo.Context, next echo.HandlerFunc) error {
 
 	h := c.Request().Header
 	var (
-		std      signature.Standard
-		standard = h.Get(signature.HeaderSignature) != ""
-		err      error
+		std       signature.Standard
+		stdHeader = h.Get(signature.HeaderSignature)
+		standard  = stdHeader != ""
+		header    string // the body-only signature
+		err       error
 	)
 	switch {
 	case standard:
-		std, err = signature.ParseStandard(h.Get(signature.HeaderID), h.Get(signature.HeaderTimestamp), h.Get(signature.HeaderSignature))
+		std, err = signature.ParseStandard(h.Get(signature.HeaderID), h.Get(signature.HeaderTimestamp), stdHeader)
 		if err == nil {
 			err = std.Fresh(time.Now(), cfg.Tolerance)
 		}
 	case cfg.RequireTimestamp:
 		return cfg.refuse(c, RefusedTimestampRequired, "Invalid signature: webhook-id, webhook-timestamp and webhook-signature are required", nil)
 	default:
-		_, err = signature.Parse(h.Get(cfg.Header))
+		header = h.Get(cfg.Header)
+		_, err = signature.Parse(header)
 	}
 	if err != nil {
 		return cfg.refuseSignature(c, err)
@@ -177,7 +180,7 @@ func (cfg SignedBodyConfig) serve(c echo.Context, next echo.HandlerFunc) error {
 	if standard {
 		err = cfg.Verifier.VerifyStandard(std, body)
 	} else {
-		err = cfg.Verifier.Verify(h.Get(cfg.Header), body)
+		err = cfg.Verifier.Verify(header, body)
 	}
 	if err != nil {
 		return cfg.refuseSignature(c, err)

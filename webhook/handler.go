@@ -131,13 +131,12 @@ func answerAccepted(c echo.Context, job rooms.ID) error {
 	if c.Request().URL.RawQuery != "" || c.Echo().Debug {
 		return c.JSON(http.StatusOK, accepted{JobID: job.Raw, Status: "ok"})
 	}
-	id, err := job.MarshalJSON() // HTML-escaped, as Echo's encoder writes it
+	b := make([]byte, 0, len(`{"job_id":,"status":"ok"}`)+len(job.Key)+16)
+	b = append(b, `{"job_id":`...)
+	b, err := event.AppendID(b, job) // HTML-escaped, as Echo's encoder writes it
 	if err != nil {
 		return fmt.Errorf("webhook: answer job id: %w", err)
 	}
-	b := make([]byte, 0, len(`{"job_id":,"status":"ok"}`)+len(id)+1)
-	b = append(b, `{"job_id":`...)
-	b = append(b, id...)
 	return c.JSONBlob(http.StatusOK, append(b, `,"status":"ok"}`+"\n"...))
 }
 
