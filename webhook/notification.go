@@ -114,22 +114,32 @@ func Parse(body []byte, maxIDLength int) (Notification, error) {
 		n.Error = raw.Error
 	}
 
-	for _, owner := range []struct {
-		raw json.RawMessage
-		dst *rooms.ID
-	}{{raw.ProjectID, &n.ProjectID}, {raw.BatchID, &n.BatchID}} {
-		id, err := parseID(owner.raw, maxIDLength)
-		if err != nil && !errors.Is(err, rooms.ErrMissingID) {
-			return Notification{}, fmt.Errorf("%w: %v", ErrInvalidOwner, err)
-		}
-		*owner.dst = id
+	if n.ProjectID, err = parseOwnerID(raw.ProjectID, maxIDLength); err != nil {
+		return Notification{}, err
+	}
+	if n.BatchID, err = parseOwnerID(raw.BatchID, maxIDLength); err != nil {
+		return Notification{}, err
 	}
 	return n, nil
+}
+
+// parseOwnerID parses an optional owner id (project_id, batch_id): the
+// zero ID when absent.
+func parseOwnerID(raw json.RawMessage, maxLen int) (rooms.ID, error) {
+	id, err := parseID(raw, maxLen)
+	if err != nil && !errors.Is(err, rooms.ErrMissingID) {
+		return rooms.ID{}, fmt.Errorf("%w: %v", ErrInvalidOwner, err)
+	}
+	return id, nil
 }
 
 // decodeOptions are encoding/json's leniencies, which the webhook has
 // always had: repeated member names and invalid UTF-8 are accepted.
 var decodeOptions = []jsontext.Options{jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)}
+
+// noInput is what a decoder back in the pool points at: it is never
+// read (Reset does not read).
+var noInput = strings.NewReader("")
 
 // decoders keeps jsontext decoders for reuse.
 var decoders = sync.Pool{New: func() any { return jsontext.NewDecoder(bytes.NewBuffer(nil), decodeOptions...) }}
@@ -143,7 +153,7 @@ func readMembers(body []byte) (rawNotification, error) {
 	var raw rawNotification
 	dec := decoders.Get().(*jsontext.Decoder)
 	defer func() {
-		dec.Reset(bytes.NewBuffer(nil), decodeOptions...) // let go of body
+		dec.Reset(noInput, decodeOptions...) // let go of body
 		decoders.Put(dec)
 	}()
 	dec.Reset(bytes.NewBuffer(body), decodeOptions...)
