@@ -25,9 +25,6 @@ const (
 	DefaultBodyTimeout = 10 * time.Second
 )
 
-// bodyKey is the echo.Context key of the verified body.
-const bodyKey = "httpapi.body"
-
 // Refusal reasons of SignedBody, for OnRefuse.
 const (
 	RefusedSignatureMissing   = "signature_missing"
@@ -145,8 +142,7 @@ func (cfg SignedBodyConfig) serve(c echo.Context, next echo.HandlerFunc) error {
 		if err != nil {
 			return err
 		}
-		c.Set(bodyKey, body)
-		return next(c)
+		return next(&signedContext{Context: c, body: body})
 	}
 
 	h := c.Request().Header
@@ -185,11 +181,11 @@ func (cfg SignedBodyConfig) serve(c echo.Context, next echo.HandlerFunc) error {
 	if err != nil {
 		return cfg.refuseSignature(c, err)
 	}
-	c.Set(bodyKey, body)
+	sc := &signedContext{Context: c, body: body}
 	if !standard {
-		return next(c)
+		return next(sc)
 	}
-	return cfg.once(c, std.ID, next)
+	return cfg.once(sc, std.ID, next)
 }
 
 // once runs next unless the webhook-id was handled already.
@@ -266,11 +262,22 @@ func (cfg SignedBodyConfig) count(c echo.Context, reason string) {
 	}
 }
 
-// Body returns the body SignedBody read and verified; nil on a route
-// without it.
+// Body returns the body SignedBody read and verified: c is the context
+// SignedBody handed to the handler. Nil on a route without it.
 func Body(c echo.Context) []byte {
-	b, _ := c.Get(bodyKey).([]byte)
-	return b
+	if sc, ok := c.(*signedContext); ok {
+		return sc.body
+	}
+	return nil
+}
+
+// signedContext is the context SignedBody hands to the handler: the
+// request's, and the body it read and verified (one small object, where
+// echo.Context.Set makes the context's map and locks it on every
+// request).
+type signedContext struct {
+	echo.Context
+	body []byte
 }
 
 // readBody reads the request body up to the limit, within the body
