@@ -328,13 +328,13 @@ func (a *App) producerRoutes(e *echo.Echo, store registry.Store, publisher bus.P
 		MaxIDLength: cfg.MaxIDLength, Publisher: publisher, Resolver: store, Batches: store,
 		Logger: log.With(slog.String("component", "webhook")),
 	})
-	e.POST(webhook.Path, wh.Serve, inFlight, signed(cfg.ModalWebhookSecrets, webhook.SignatureHeader, cfg.WebhookMaxBodyBytes, "webhook"))
+	post(e, webhook.Path, wh.Serve, inFlight, signed(cfg.ModalWebhookSecrets, webhook.SignatureHeader, cfg.WebhookMaxBodyBytes, "webhook"))
 
 	if len(cfg.JobsSecrets) > 0 || cfg.Development() {
 		jobs := registry.NewHandler(registry.HandlerConfig{
 			MaxIDLength: cfg.MaxIDLength, Store: store, Logger: log.With(slog.String("component", "registry")),
 		})
-		e.POST(registry.Path, jobs.Serve, inFlight, signed(cfg.JobsSecrets, httpapi.SignatureHeader, cfg.JobsMaxBodyBytes, "registry"))
+		post(e, registry.Path, jobs.Serve, inFlight, signed(cfg.JobsSecrets, httpapi.SignatureHeader, cfg.JobsMaxBodyBytes, "registry"))
 	} else {
 		log.Warn("GATEWAY_JOBS_SECRET is not set: POST /api/jobs is disabled (production)")
 	}
@@ -343,10 +343,21 @@ func (a *App) producerRoutes(e *echo.Echo, store registry.Store, publisher bus.P
 			MaxIDLength: cfg.MaxIDLength, ExtraEvents: cfg.ExtraEvents, Publisher: publisher,
 			Logger: log.With(slog.String("component", "publish")),
 		})
-		e.POST(publish.Path, events.Serve, inFlight, signed(cfg.EventsSecrets, httpapi.SignatureHeader, cfg.EventsMaxBodyBytes, "publish"))
+		post(e, publish.Path, events.Serve, inFlight, signed(cfg.EventsSecrets, httpapi.SignatureHeader, cfg.EventsMaxBodyBytes, "publish"))
 	} else {
 		log.Warn("GATEWAY_EVENTS_SECRET is not set: POST /api/events is disabled (production)")
 	}
+}
+
+// post routes POST path to h behind mw (the first runs first), composed
+// once here: Echo composes a route's own middleware again on every
+// request, two closures and their allocations per request and
+// middleware.
+func post(e *echo.Echo, path string, h echo.HandlerFunc, mw ...echo.MiddlewareFunc) {
+	for i := len(mw) - 1; i >= 0; i-- {
+		h = mw[i](h)
+	}
+	e.POST(path, h)
 }
 
 // newPolicy builds the auth policy of cfg's mode; the registry ties
@@ -570,18 +581,21 @@ func requestLogger(log *slog.Logger) echo.MiddlewareFunc {
 		LogRequestID: true,
 		LogError:     true,
 		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
-			attrs := []slog.Attr{
+			level := slog.LevelInfo
+			if v.Status >= 500 {
+				level = slog.LevelError
+			}
+			ctx := c.Request().Context()
+			if !log.Enabled(ctx, level) {
+				return nil
+			}
+			log.LogAttrs(ctx, level, "http request",
 				slog.String("request_id", v.RequestID),
 				slog.String("method", v.Method),
 				slog.String("path", v.URIPath),
 				slog.Int("status", v.Status),
 				slog.Duration("latency", v.Latency),
-			}
-			level := slog.LevelInfo
-			if v.Status >= 500 {
-				level = slog.LevelError
-			}
-			log.LogAttrs(c.Request().Context(), level, "http request", attrs...)
+			)
 			return nil
 		},
 	})

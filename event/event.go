@@ -47,7 +47,7 @@ func (e Event) Validate() error {
 		return fmt.Errorf("%w: no name", ErrInvalid)
 	case len(e.Rooms) == 0:
 		return fmt.Errorf("%w: %s has no room", ErrInvalid, e.Name)
-	case !json.Valid(e.Payload):
+	case !valid(e.Payload):
 		return fmt.Errorf("%w: %s payload is not valid JSON", ErrInvalid, e.Name)
 	}
 	return nil
@@ -129,7 +129,20 @@ type Members []Member
 // encode marshals p (whose extra members are not part of its own
 // encoding) and appends the extra members after its own keys.
 func encode(p Payload) (json.RawMessage, error) {
-	out, err := marshal(p)
+	var (
+		out []byte
+		err error
+	)
+	switch v := p.(type) {
+	case JobCompletedPayload:
+		// Their MarshalJSON writes compact JSON: encoding/json would
+		// only check and copy it once more.
+		out, err = v.MarshalJSON()
+	case JobFailedPayload:
+		out, err = v.MarshalJSON()
+	default:
+		out, err = marshal(p)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +150,6 @@ func encode(p Payload) (json.RawMessage, error) {
 	if len(extra) == 0 {
 		return out, nil
 	}
-	var buf bytes.Buffer
 	if len(out) < 2 || out[len(out)-1] != '}' {
 		return nil, errors.New("payload is not a JSON object")
 	}
@@ -152,10 +164,9 @@ func encode(p Payload) (json.RawMessage, error) {
 		}
 		out = append(out, key...)
 		out = append(out, ':')
-		if err := compact(&buf, m.Value); err != nil {
+		if out, err = appendCompact(out, m.Value); err != nil {
 			return nil, fmt.Errorf("member %q: %w", m.Key, err)
 		}
-		out = append(out, buf.Bytes()...)
 	}
 	return append(out, '}'), nil
 }
@@ -170,12 +181,6 @@ func marshal(v any) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
-}
-
-// compact writes raw without insignificant whitespace into buf (reset).
-func compact(buf *bytes.Buffer, raw json.RawMessage) error {
-	buf.Reset()
-	return json.Compact(buf, raw)
 }
 
 // extraOf returns the extra members of the protocol payloads.

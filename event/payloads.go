@@ -3,6 +3,7 @@ package event
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/meshgen/gateway/rooms"
@@ -102,12 +103,21 @@ func (p ExtraPayload) EventName() string { return p.Name }
 
 // MarshalJSON encodes job_completed in the protocol's key order.
 func (p JobCompletedPayload) MarshalJSON() ([]byte, error) {
-	return marshal(struct {
-		ProjectID rooms.ID        `json:"project_id"`
-		JobID     rooms.ID        `json:"job_id"`
-		Status    string          `json:"status"`
-		Result    json.RawMessage `json:"result"`
-	}{p.ProjectID, p.JobID, StatusCompleted, orNull(p.Result)})
+	b := make([]byte, 0, len(`{"project_id":,"job_id":,"status":"completed","result":}`)+idSize(p.ProjectID)+idSize(p.JobID)+max(len(p.Result), 4))
+	b = append(b, `{"project_id":`...)
+	b, err := appendID(b, p.ProjectID)
+	if err != nil {
+		return nil, err
+	}
+	b = append(b, `,"job_id":`...)
+	if b, err = appendID(b, p.JobID); err != nil {
+		return nil, err
+	}
+	b = append(b, `,"status":"`+StatusCompleted+`","result":`...)
+	if b, err = appendCompact(b, orNull(p.Result)); err != nil {
+		return nil, fmt.Errorf("result: %w", err)
+	}
+	return append(b, '}'), nil
 }
 
 // MarshalJSON encodes job_failed, DefaultError when it carries no error.
@@ -116,11 +126,63 @@ func (p JobFailedPayload) MarshalJSON() ([]byte, error) {
 	if isNull(errValue) {
 		errValue = defaultErrorJSON
 	}
-	return marshal(struct {
-		ProjectID rooms.ID        `json:"project_id"`
-		JobID     rooms.ID        `json:"job_id"`
-		Error     json.RawMessage `json:"error"`
-	}{p.ProjectID, p.JobID, errValue})
+	b := make([]byte, 0, len(`{"project_id":,"job_id":,"error":}`)+idSize(p.ProjectID)+idSize(p.JobID)+len(errValue))
+	b = append(b, `{"project_id":`...)
+	b, err := appendID(b, p.ProjectID)
+	if err != nil {
+		return nil, err
+	}
+	b = append(b, `,"job_id":`...)
+	if b, err = appendID(b, p.JobID); err != nil {
+		return nil, err
+	}
+	b = append(b, `,"error":`...)
+	if b, err = appendCompact(b, errValue); err != nil {
+		return nil, fmt.Errorf("error: %w", err)
+	}
+	return append(b, '}'), nil
+}
+
+// idSize is room for the JSON of id: its key, quoted, and a few escapes.
+func idSize(id rooms.ID) int { return len(id.Key) + 8 }
+
+// appendID appends the JSON of id as encoding/json writes a rooms.ID
+// member (its MarshalJSON, whose output is compact).
+func appendID(b []byte, id rooms.ID) ([]byte, error) {
+	b, err := AppendID(b, id)
+	if err != nil {
+		return nil, fmt.Errorf("id %q: %w", id.Key, err)
+	}
+	return b, nil
+}
+
+// AppendID appends id.MarshalJSON() to b: the id as encoding/json writes
+// it (HTML-escaped). A string id of printable ASCII that needs no escape,
+// the usual one, is quoted as it is without encoding/json's reflection.
+func AppendID(b []byte, id rooms.ID) ([]byte, error) {
+	if s, ok := id.Raw.(string); ok && plainJSONString(s) {
+		b = append(b, '"')
+		b = append(b, s...)
+		return append(b, '"'), nil
+	}
+	v, err := id.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	return append(b, v...), nil
+}
+
+// plainJSONString reports whether json.Marshal writes s as it is between
+// quotes: printable ASCII without '"', '\\' or the HTML-escaped '<', '>'
+// and '&'.
+func plainJSONString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
 }
 
 // MarshalJSON passes the extra event's data through.

@@ -7,7 +7,9 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -64,9 +66,53 @@ func StoreError(err error, message string) *echo.HTTPError {
 
 // RequestLogger returns log with the route and the request id (set by the
 // app's RequestID middleware), so every line a handler writes about a
-// request can be tied to its access log line.
+// request can be tied to its access log line. The attributes, these and
+// those the handler adds with With, are formatted only when a line is
+// written: slog's own handlers format them in With, on every request, even
+// at a level that writes none of its lines.
 func RequestLogger(c echo.Context, log *slog.Logger) *slog.Logger {
-	return log.With(slog.String("route", c.Path()), slog.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)))
+	return slog.New(&lazyAttrs{
+		next:  log.Handler(),
+		attrs: []slog.Attr{slog.String("route", c.Path()), slog.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID))},
+	})
+}
+
+// lazyAttrs is a slog.Handler that keeps the attributes it is given and
+// hands them to the next handler only for a record it handles.
+type lazyAttrs struct {
+	next  slog.Handler
+	attrs []slog.Attr
+}
+
+// Enabled implements slog.Handler.
+func (h *lazyAttrs) Enabled(ctx context.Context, level slog.Level) bool {
+	return h.next.Enabled(ctx, level)
+}
+
+// Handle implements slog.Handler: the record as the next handler with the
+// kept attributes would have it.
+func (h *lazyAttrs) Handle(ctx context.Context, r slog.Record) error {
+	if err := h.next.WithAttrs(h.attrs).Handle(ctx, r); err != nil {
+		return fmt.Errorf("httpapi: request log: %w", err)
+	}
+	return nil
+}
+
+// WithAttrs implements slog.Handler.
+func (h *lazyAttrs) WithAttrs(attrs []slog.Attr) slog.Handler {
+	if len(attrs) == 0 {
+		return h
+	}
+	return &lazyAttrs{next: h.next, attrs: append(h.attrs[:len(h.attrs):len(h.attrs)], attrs...)}
+}
+
+// WithGroup implements slog.Handler: the attributes kept so far stay
+// outside the group.
+func (h *lazyAttrs) WithGroup(name string) slog.Handler {
+	if name == "" {
+		return h
+	}
+	return h.next.WithAttrs(h.attrs).WithGroup(name)
 }
 
 // ErrorHandler is the central Echo error handler: it shapes every HTTP

@@ -1,14 +1,19 @@
 package httpapi_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
+	"testing/slogtest"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -97,6 +102,63 @@ func TestRequestLoggerNamesRouteAndRequestID(t *testing.T) {
 	if id == "" || !strings.Contains(logs.String(), "request_id="+id) || !strings.Contains(logs.String(), "route=/api/things/:id") {
 		t.Fatalf("log line %q lacks route or request id %q", logs.String(), id)
 	}
+}
+
+// The request logger writes what slog.Logger.With would have written,
+// attributes added along the way and groups included, with either of
+// slog's handlers; it is a conforming slog.Handler (testing/slogtest).
+func TestRequestLoggerWritesWhatWithWould(t *testing.T) {
+	handlers := map[string]func(io.Writer) slog.Handler{
+		"text": func(w io.Writer) slog.Handler {
+			return slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo})
+		},
+		"json": func(w io.Writer) slog.Handler {
+			return slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo})
+		},
+	}
+	for name, newHandler := range handlers {
+		t.Run(name, func(t *testing.T) {
+			var eager, lazy bytes.Buffer
+			write := func(log *slog.Logger) {
+				log = log.With(slog.String("job_id", "j1"), slog.Int("n", 2))
+				log.Debug("not written", slog.String("x", "y"))
+				log.Info("one", slog.String("status", "ok"))
+				log.WithGroup("g").With(slog.String("in", "group")).Warn("two", slog.Int("k", 3))
+				log.With().Info("three")
+			}
+			e := echo.New()
+			e.Use(middleware.RequestID())
+			e.POST("/api/things/:id", func(c echo.Context) error {
+				base := slog.New(newHandler(&eager)).With(slog.String("component", "c"))
+				write(base.With(slog.String("route", c.Path()), slog.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID))))
+				write(httpapi.RequestLogger(c, slog.New(newHandler(&lazy)).With(slog.String("component", "c"))))
+				return c.NoContent(http.StatusNoContent)
+			})
+			httpapitest.Serve(e, httptest.NewRequest(http.MethodPost, "/api/things/7", nil))
+			clock := regexp.MustCompile(`"?time"?[=:]"?[^ ,"]+"?[ ,]`)
+			got, want := clock.ReplaceAllString(lazy.String(), ""), clock.ReplaceAllString(eager.String(), "")
+			if got != want || strings.Count(want, "\n") != 3 {
+				t.Fatalf("request logger wrote\n%s\nWith writes\n%s", got, want)
+			}
+		})
+	}
+	t.Run("slogtest", func(t *testing.T) {
+		var buf bytes.Buffer
+		e := echo.New()
+		c := e.NewContext(httptest.NewRequest(http.MethodPost, "/", nil), httptest.NewRecorder())
+		slogtest.Run(t, func(*testing.T) slog.Handler {
+			buf.Reset()
+			return httpapi.RequestLogger(c, slog.New(slog.NewJSONHandler(&buf, nil))).Handler()
+		}, func(*testing.T) map[string]any {
+			var m map[string]any
+			if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
+				t.Fatalf("%q: %v", buf.Bytes(), err)
+			}
+			delete(m, "route")
+			delete(m, "request_id")
+			return m
+		})
+	})
 }
 
 func TestLimitInFlight(t *testing.T) {

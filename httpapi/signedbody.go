@@ -25,9 +25,6 @@ const (
 	DefaultBodyTimeout = 10 * time.Second
 )
 
-// bodyKey is the echo.Context key of the verified body.
-const bodyKey = "httpapi.body"
-
 // Refusal reasons of SignedBody, for OnRefuse.
 const (
 	RefusedSignatureMissing   = "signature_missing"
@@ -139,33 +136,34 @@ func SignedBodyWithConfig(cfg SignedBodyConfig) echo.MiddlewareFunc {
 // serve runs the steps of SignedBodyWithConfig for one request.
 func (cfg SignedBodyConfig) serve(c echo.Context, next echo.HandlerFunc) error {
 	ctx := c.Request().Context()
-	log := RequestLogger(c, cfg.Logger)
 	if !cfg.Verifier.Enabled() {
-		log.WarnContext(ctx, "signature verification skipped: no secret configured (development)")
+		RequestLogger(c, cfg.Logger).WarnContext(ctx, "signature verification skipped: no secret configured (development)")
 		body, err := cfg.readBody(c)
 		if err != nil {
 			return err
 		}
-		c.Set(bodyKey, body)
-		return next(c)
+		return next(&signedContext{Context: c, body: body})
 	}
 
 	h := c.Request().Header
 	var (
-		std      signature.Standard
-		standard = h.Get(signature.HeaderSignature) != ""
-		err      error
+		std       signature.Standard
+		stdHeader = h.Get(signature.HeaderSignature)
+		standard  = stdHeader != ""
+		header    string // the body-only signature
+		err       error
 	)
 	switch {
 	case standard:
-		std, err = signature.ParseStandard(h.Get(signature.HeaderID), h.Get(signature.HeaderTimestamp), h.Get(signature.HeaderSignature))
+		std, err = signature.ParseStandard(h.Get(signature.HeaderID), h.Get(signature.HeaderTimestamp), stdHeader)
 		if err == nil {
 			err = std.Fresh(time.Now(), cfg.Tolerance)
 		}
 	case cfg.RequireTimestamp:
 		return cfg.refuse(c, RefusedTimestampRequired, "Invalid signature: webhook-id, webhook-timestamp and webhook-signature are required", nil)
 	default:
-		_, err = signature.Parse(h.Get(cfg.Header))
+		header = h.Get(cfg.Header)
+		_, err = signature.Parse(header)
 	}
 	if err != nil {
 		return cfg.refuseSignature(c, err)
@@ -178,16 +176,16 @@ func (cfg SignedBodyConfig) serve(c echo.Context, next echo.HandlerFunc) error {
 	if standard {
 		err = cfg.Verifier.VerifyStandard(std, body)
 	} else {
-		err = cfg.Verifier.Verify(h.Get(cfg.Header), body)
+		err = cfg.Verifier.Verify(header, body)
 	}
 	if err != nil {
 		return cfg.refuseSignature(c, err)
 	}
-	c.Set(bodyKey, body)
+	sc := &signedContext{Context: c, body: body}
 	if !standard {
-		return next(c)
+		return next(sc)
 	}
-	return cfg.once(c, std.ID, next)
+	return cfg.once(sc, std.ID, next)
 }
 
 // once runs next unless the webhook-id was handled already.
@@ -264,11 +262,22 @@ func (cfg SignedBodyConfig) count(c echo.Context, reason string) {
 	}
 }
 
-// Body returns the body SignedBody read and verified; nil on a route
-// without it.
+// Body returns the body SignedBody read and verified: c is the context
+// SignedBody handed to the handler. Nil on a route without it.
 func Body(c echo.Context) []byte {
-	b, _ := c.Get(bodyKey).([]byte)
-	return b
+	if sc, ok := c.(*signedContext); ok {
+		return sc.body
+	}
+	return nil
+}
+
+// signedContext is the context SignedBody hands to the handler: the
+// request's, and the body it read and verified (one small object, where
+// echo.Context.Set makes the context's map and locks it on every
+// request).
+type signedContext struct {
+	echo.Context
+	body []byte
 }
 
 // readBody reads the request body up to the limit, within the body

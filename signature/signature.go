@@ -17,7 +17,9 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
+	"hash"
 	"strings"
+	"sync"
 )
 
 // Prefix precedes the hex digest in a signature header.
@@ -31,10 +33,11 @@ var (
 	ErrNoSecret  = errors.New("signature: no secret configured")
 )
 
-// Verifier checks signatures against a fixed set of secrets.
+// Verifier checks signatures against a fixed set of secrets. It is safe
+// for concurrent use.
 type Verifier struct {
-	secrets      [][]byte // keys of the body-only scheme: the secrets' bytes
-	standardKeys [][]byte // keys of the Standard Webhooks scheme (standardKey)
+	secrets      []*keyedMAC // the body-only scheme: the secrets' bytes
+	standardKeys []*keyedMAC // the Standard Webhooks scheme (standardKey)
 }
 
 // NewVerifier returns a Verifier accepting a signature made with any of
@@ -43,11 +46,36 @@ func NewVerifier(secrets []string) *Verifier {
 	v := &Verifier{}
 	for _, s := range secrets {
 		if s != "" {
-			v.secrets = append(v.secrets, []byte(s))
-			v.standardKeys = append(v.standardKeys, standardKey(s))
+			v.secrets = append(v.secrets, newKeyedMAC([]byte(s)))
+			v.standardKeys = append(v.standardKeys, newKeyedMAC(standardKey(s)))
 		}
 	}
 	return v
+}
+
+// keyedMAC computes HMAC-SHA256 under one key, reusing the keyed states:
+// a reset HMAC starts from its saved keyed state, where a new one hashes
+// the key's two blocks again and allocates five objects.
+type keyedMAC struct {
+	key  []byte
+	macs sync.Pool // of hash.Hash keyed with key
+}
+
+func newKeyedMAC(key []byte) *keyedMAC {
+	k := &keyedMAC{key: key}
+	k.macs.New = func() any { return hmac.New(sha256.New, k.key) }
+	return k
+}
+
+// sum appends the HMAC of the concatenated parts to dst.
+func (k *keyedMAC) sum(dst []byte, parts ...[]byte) []byte {
+	mac := k.macs.Get().(hash.Hash)
+	defer k.macs.Put(mac)
+	mac.Reset()
+	for _, p := range parts {
+		mac.Write(p)
+	}
+	return mac.Sum(dst)
 }
 
 // Enabled reports whether at least one secret is configured.
@@ -82,8 +110,9 @@ func (v *Verifier) Verify(header string, body []byte) error {
 		return err
 	}
 	matched := 0
+	var sum [sha256.Size]byte
 	for _, secret := range v.secrets {
-		matched |= subtle.ConstantTimeCompare(Sign(secret, body), digest)
+		matched |= subtle.ConstantTimeCompare(secret.sum(sum[:0], body), digest)
 	}
 	if matched == 0 {
 		return ErrMismatch

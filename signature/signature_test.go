@@ -4,8 +4,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 func TestVerify(t *testing.T) {
@@ -93,4 +96,40 @@ func BenchmarkVerify(b *testing.B) {
 			}
 		})
 	}
+}
+
+// A Verifier reuses its keyed MACs: many verifications, concurrent, of
+// both schemes and with two secrets, each give the answer a fresh HMAC
+// gives.
+func TestVerifierReusesMACs(t *testing.T) {
+	v := NewVerifier([]string{"old-secret", "whsec_" + "bmV3LXNlY3JldA=="})
+	now := time.Unix(1764690000, 0)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 200 {
+				body := []byte(fmt.Sprintf(`{"g":%d,"i":%d}`, g, i))
+				if err := v.Verify(Header("old-secret", body), body); err != nil {
+					t.Errorf("body-only %s: %v", body, err)
+				}
+				if err := v.Verify(Header("old-secret", body), append(body, ' ')); !errors.Is(err, ErrMismatch) {
+					t.Errorf("body-only, other body: %v", err)
+				}
+				id := fmt.Sprintf("msg_%d_%d", g, i)
+				std, err := ParseStandard(id, strconv.FormatInt(now.Unix(), 10), StandardSignature("whsec_bmV3LXNlY3JldA==", id, now, body))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if err := v.VerifyStandard(std, body); err != nil {
+					t.Errorf("standard %s: %v", body, err)
+				}
+				std.ID += "x"
+				if err := v.VerifyStandard(std, body); !errors.Is(err, ErrMismatch) {
+					t.Errorf("standard, other id: %v", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/meshgen/gateway/bus"
 	"github.com/meshgen/gateway/event"
 	"github.com/meshgen/gateway/httpapi"
+	"github.com/meshgen/gateway/rooms"
 )
 
 // Path is the route of Modal's webhook.
@@ -71,27 +72,27 @@ func New(cfg Config) *Handler {
 func (h *Handler) Serve(c echo.Context) error {
 	ctx := c.Request().Context()
 	received := time.Now()
-	log := httpapi.RequestLogger(c, h.cfg.Logger)
+	log := requestLog{ctx: ctx, c: c, base: h.cfg.Logger}
 	n, err := Parse(httpapi.Body(c), h.cfg.MaxIDLength)
 	if err != nil {
-		log.InfoContext(ctx, "webhook rejected", slog.String("reason", err.Error()))
+		log.write(slog.LevelInfo, "webhook rejected", slog.String("reason", err.Error()))
 		return echo.NewHTTPError(http.StatusBadRequest, badRequestMessage(err)).SetInternal(err)
 	}
-	log = log.With(slog.String("job_id", n.JobID.Key), slog.String("status", n.Status))
+	log.job, log.status = n.JobID.Key, n.Status
 	owner, found, err := h.owner(ctx, n)
 	if err != nil {
-		log.ErrorContext(ctx, "webhook job lookup failed", slog.String("error", err.Error()))
+		log.write(slog.LevelError, "webhook job lookup failed", slog.String("error", err.Error()))
 		return httpapi.StoreError(err, "Job lookup failed")
 	}
 	if !found {
-		log.InfoContext(ctx, "webhook for unknown job")
+		log.write(slog.LevelInfo, "webhook for unknown job")
 		return echo.NewHTTPError(http.StatusNotFound, "Job not found")
 	}
-	log = log.With(slog.String("project_id", owner.Project.Key))
+	log.project = owner.Project.Key
 	end := n.End(owner)
 	ev, err := end.Event()
 	if err != nil {
-		log.ErrorContext(ctx, "webhook event encoding failed", slog.String("error", err.Error()))
+		log.write(slog.LevelError, "webhook event encoding failed", slog.String("error", err.Error()))
 		return echo.NewHTTPError(http.StatusInternalServerError, "Event encoding failed").SetInternal(err)
 	}
 	ev.DedupeKey = DedupeKey(n)
@@ -99,28 +100,81 @@ func (h *Handler) Serve(c echo.Context) error {
 	err = h.cfg.Publisher.Publish(ctx, ev)
 	duplicate := errors.Is(err, bus.ErrDuplicate)
 	if err != nil && !duplicate {
-		log.ErrorContext(ctx, "webhook event not published", slog.String("error", err.Error()))
+		log.write(slog.LevelError, "webhook event not published", slog.String("error", err.Error()))
 		return httpapi.PublishError(err)
 	}
 	// Counted on duplicates too: a retry after a failure here must still
 	// count the job; the tracker itself counts each job once.
 	if owner.Batch.Key != "" && h.cfg.Batches != nil {
-		log = log.With(slog.String("batch_id", owner.Batch.Key))
+		log.batch = owner.Batch.Key
 		first, err := h.cfg.Batches.JobEnded(ctx, end)
 		if err != nil {
-			log.ErrorContext(ctx, "batch progress not recorded", slog.String("error", err.Error()))
+			log.write(slog.LevelError, "batch progress not recorded", slog.String("error", err.Error()))
 			return httpapi.PublishError(err)
 		}
 		if first {
-			log.InfoContext(ctx, "batch progress recorded")
+			log.write(slog.LevelInfo, "batch progress recorded")
 		}
 	}
 	if duplicate {
-		log.InfoContext(ctx, "duplicate webhook: already delivered, not sent again")
+		log.write(slog.LevelInfo, "duplicate webhook: already delivered, not sent again")
 	} else {
-		log.InfoContext(ctx, "webhook accepted", slog.String("event", ev.Name))
+		log.write(slog.LevelInfo, "webhook accepted", slog.String("event", ev.Name))
 	}
-	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "job_id": n.JobID.Raw})
+	return answerAccepted(c, n.JobID)
+}
+
+// answerAccepted answers 200 {"job_id": ..., "status": "ok"}. When Echo
+// would not indent it (debug mode or ?pretty), the answer is written
+// straight: the bytes Echo's JSON encoder gives the accepted struct.
+func answerAccepted(c echo.Context, job rooms.ID) error {
+	if c.Request().URL.RawQuery != "" || c.Echo().Debug {
+		return c.JSON(http.StatusOK, accepted{JobID: job.Raw, Status: "ok"})
+	}
+	b := make([]byte, 0, len(`{"job_id":,"status":"ok"}`)+len(job.Key)+16)
+	b = append(b, `{"job_id":`...)
+	b, err := event.AppendID(b, job) // HTML-escaped, as Echo's encoder writes it
+	if err != nil {
+		return fmt.Errorf("webhook: answer job id: %w", err)
+	}
+	return c.JSONBlob(http.StatusOK, append(b, `,"status":"ok"}`+"\n"...))
+}
+
+// accepted is the 200 answer {"job_id": ..., "status": "ok"}: the members
+// in the order encoding/json writes a map's, as the answer always had
+// them.
+type accepted struct {
+	JobID  any    `json:"job_id"`
+	Status string `json:"status"`
+}
+
+// requestLog writes the lines of one request with httpapi.RequestLogger
+// and what was learnt of the webhook so far (job_id and status, then
+// project_id, then batch_id: what log.With would have kept), making
+// neither for a request whose lines the logger's level leaves out.
+type requestLog struct {
+	ctx                         context.Context
+	c                           echo.Context
+	base                        *slog.Logger
+	job, status, project, batch string
+}
+
+// write logs msg at level with what was learnt, then more.
+func (l *requestLog) write(level slog.Level, msg string, more ...slog.Attr) {
+	if !l.base.Enabled(l.ctx, level) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 4+len(more))
+	if l.job != "" {
+		attrs = append(attrs, slog.String("job_id", l.job), slog.String("status", l.status))
+	}
+	if l.project != "" {
+		attrs = append(attrs, slog.String("project_id", l.project))
+	}
+	if l.batch != "" {
+		attrs = append(attrs, slog.String("batch_id", l.batch))
+	}
+	httpapi.RequestLogger(l.c, l.base).LogAttrs(l.ctx, level, msg, append(attrs, more...)...)
 }
 
 // owner resolves the job's project: the body's fields first, then the

@@ -239,3 +239,56 @@ func BenchmarkServe(b *testing.B) {
 type discard struct{}
 
 func (discard) Publish(context.Context, event.Event) error { return nil }
+
+// The 200 answer is the bytes the map it was written from gave: members in
+// key order, HTML escaped as Echo's encoder does, a newline after.
+func TestServeAnswerBytes(t *testing.T) {
+	for _, job := range []string{`"j1"`, `99`, `"<a&b>"`, `"é\u2028"`} {
+		body := `{"job_id":` + job + `,"status":"completed","project_id":"p"}`
+		e := newServer(t, Config{Publisher: &httpapitest.Publisher{}}, 0, nil)
+		rec := post(e, body, "")
+		pretty := httpapitest.Post(e, Path+"?pretty", body, nil)
+		e.Debug = true // Echo indents every JSON answer it encodes in debug mode
+		debug := post(e, body, "")
+		for _, rec := range []*httptest.ResponseRecorder{pretty, debug} {
+			if rec.Code != 200 || !strings.Contains(rec.Body.String(), "{\n  \"job_id\": ") {
+				t.Fatalf("debug or ?pretty: answer %d %q, indented before", rec.Code, rec.Body)
+			}
+		}
+		var raw any
+		if err := json.Unmarshal([]byte(job), &raw); err != nil {
+			t.Fatal(err)
+		}
+		want, err := json.Marshal(map[string]any{"status": "ok", "job_id": raw})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Code != 200 || rec.Body.String() != string(want)+"\n" || rec.Header().Get("Content-Type") != "application/json" {
+			t.Fatalf("answer %d %q %q, want %s", rec.Code, rec.Header().Get("Content-Type"), rec.Body, want)
+		}
+	}
+}
+
+// Every line about a request names the route and what was learnt of the
+// webhook so far, in the order learnt; the line's own attributes last.
+func TestServeLogLines(t *testing.T) {
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	e := newServer(t, Config{Publisher: &httpapitest.Publisher{}, Batches: &batchRecorder{}, Logger: log}, 0, nil)
+	if rec := post(e, `{"job_id":"j1","status":"completed","project_id":"p1","batch_id":"b1"}`, ""); rec.Code != 200 {
+		t.Fatalf("code = %d", rec.Code)
+	}
+	post(e, `{"job_id":"j2"}`, "")
+	post(e, `{"job_id":`, "")
+	want := []string{
+		"msg=\"batch progress recorded\" route=/api/webhooks/modal request_id=\"\" job_id=j1 status=completed project_id=p1 batch_id=b1\n",
+		"msg=\"webhook accepted\" route=/api/webhooks/modal request_id=\"\" job_id=j1 status=completed project_id=p1 batch_id=b1 event=job_completed\n",
+		"msg=\"webhook for unknown job\" route=/api/webhooks/modal request_id=\"\" job_id=j2 status=failed\n",
+		"msg=\"webhook rejected\" route=/api/webhooks/modal request_id=\"\" reason=",
+	}
+	for _, w := range want {
+		if !strings.Contains(logs.String(), w) {
+			t.Errorf("no line with %q in\n%s", w, logs.String())
+		}
+	}
+}
