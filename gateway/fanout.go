@@ -94,21 +94,29 @@ func (a *fanoutAdapter) Broadcast(p *parser.Packet, opts *socket.BroadcastOption
 // broadcast queues packet on the sockets opts selects; the connections
 // whose write side it took are added to w, which the caller flushes.
 func (a *fanoutAdapter) broadcast(p *parser.Packet, opts *socket.BroadcastOptions, w *writeBatch) {
-	p.Nsp = a.Nsp().Name()
-	encoded := a.Nsp().Server().Encoder().Encode(p)
-	var frame []byte
-	if len(encoded) == 1 {
-		if sb, ok := encoded[0].(*types.StringBuffer); ok {
-			frame = make([]byte, 0, len(sb.Bytes())+11)
-			frame = appendFrameHeader(frame, ws.TextMessage, len(sb.Bytes())+1)
-			frame = append(frame, '4') // Engine.IO MESSAGE
-			frame = append(frame, sb.Bytes()...)
+	// The packet is encoded when the first recipient is found: every node
+	// consumes every event, and most go to rooms with no member here.
+	var (
+		encoded   []types.BufferInterface
+		frame     []byte
+		writeOpts *socket.WriteOptions
+	)
+	encode := func() {
+		p.Nsp = a.Nsp().Name()
+		encoded = a.Nsp().Server().Encoder().Encode(p)
+		if len(encoded) == 1 {
+			if sb, ok := encoded[0].(*types.StringBuffer); ok {
+				frame = make([]byte, 0, len(sb.Bytes())+11)
+				frame = appendFrameHeader(frame, ws.TextMessage, len(sb.Bytes())+1)
+				frame = append(frame, '4') // Engine.IO MESSAGE
+				frame = append(frame, sb.Bytes()...)
+			}
 		}
-	}
-	writeOpts := &socket.WriteOptions{}
-	writeOpts.PreEncoded = true
-	if opts != nil && opts.Flags != nil {
-		writeOpts.Compress = opts.Flags.Compress
+		writeOpts = &socket.WriteOptions{}
+		writeOpts.PreEncoded = true
+		if opts != nil && opts.Flags != nil {
+			writeOpts.Compress = opts.Flags.Compress
+		}
 	}
 
 	delivered := 0
@@ -116,6 +124,9 @@ func (a *fanoutAdapter) broadcast(p *parser.Packet, opts *socket.BroadcastOption
 	// (Socket.OnAnyOutgoing); the gateway registers none, so that per-socket
 	// call (a closure and a copy of an empty list) is left out.
 	send := func(sock *socket.Socket, t *frameWriter) {
+		if delivered == 0 {
+			encode()
+		}
 		delivered++
 		if frame != nil && t != nil {
 			if t.queueFrames(frame) {
