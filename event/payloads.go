@@ -103,14 +103,8 @@ func (p ExtraPayload) EventName() string { return p.Name }
 
 // MarshalJSON encodes job_completed in the protocol's key order.
 func (p JobCompletedPayload) MarshalJSON() ([]byte, error) {
-	b := make([]byte, 0, len(`{"project_id":,"job_id":,"status":"completed","result":}`)+idSize(p.ProjectID)+idSize(p.JobID)+max(len(p.Result), 4))
-	b = append(b, `{"project_id":`...)
-	b, err := appendID(b, p.ProjectID)
+	b, err := openJob(len(`,"status":"completed","result":}`)+max(len(p.Result), 4), p.ProjectID, p.JobID)
 	if err != nil {
-		return nil, err
-	}
-	b = append(b, `,"job_id":`...)
-	if b, err = appendID(b, p.JobID); err != nil {
 		return nil, err
 	}
 	b = append(b, `,"status":"`+StatusCompleted+`","result":`...)
@@ -126,14 +120,8 @@ func (p JobFailedPayload) MarshalJSON() ([]byte, error) {
 	if isNull(errValue) {
 		errValue = defaultErrorJSON
 	}
-	b := make([]byte, 0, len(`{"project_id":,"job_id":,"error":}`)+idSize(p.ProjectID)+idSize(p.JobID)+len(errValue))
-	b = append(b, `{"project_id":`...)
-	b, err := appendID(b, p.ProjectID)
+	b, err := openJob(len(`,"error":}`)+len(errValue), p.ProjectID, p.JobID)
 	if err != nil {
-		return nil, err
-	}
-	b = append(b, `,"job_id":`...)
-	if b, err = appendID(b, p.JobID); err != nil {
 		return nil, err
 	}
 	b = append(b, `,"error":`...)
@@ -141,6 +129,19 @@ func (p JobFailedPayload) MarshalJSON() ([]byte, error) {
 		return nil, fmt.Errorf("error: %w", err)
 	}
 	return append(b, '}'), nil
+}
+
+// openJob starts a job payload: `{"project_id":…,"job_id":…`, in a buffer
+// with room for rest more bytes.
+func openJob(rest int, project, job rooms.ID) ([]byte, error) {
+	b := make([]byte, 0, len(`{"project_id":,"job_id":`)+idSize(project)+idSize(job)+rest)
+	b = append(b, `{"project_id":`...)
+	b, err := appendID(b, project)
+	if err != nil {
+		return nil, err
+	}
+	b = append(b, `,"job_id":`...)
+	return appendID(b, job)
 }
 
 // idSize is room for the JSON of id: its key, quoted, and a few escapes.
