@@ -29,7 +29,7 @@ describe('status page in Chromium', { skip: browserSkip }, () => {
   });
 
   it('refuses the page without the token, then logs in with the form', async () => {
-    const page = await browser.context.newPage();
+    const page = await browser.newPage();
     const res = await page.goto(`${gw.url}/status`);
     assert.equal(res.status(), 401);
     assert.ok(await page.locator('form input#token').isVisible(), 'the refused page is the login form');
@@ -39,11 +39,11 @@ describe('status page in Chromium', { skip: browserSkip }, () => {
     await page.fill('#token', TOKEN);
     const [answer] = await Promise.all([page.waitForResponse(`${gw.url}/status`), page.click('button[type=submit]')]);
     assert.equal(answer.status(), 200);
-    await page.close();
+    await browser.closePage(page);
   });
 
   it('shows the node ready, counts clients, and lists a webhook sent with `gateway webhook send` in the list and the chart', async () => {
-    const page = await browser.context.newPage(); // the session cookie of the login above
+    const page = await browser.newPage(); // the session cookie of the login above
     const errors = consoleErrors(page);
     const res = await page.goto(`${gw.url}/status`);
     assert.equal(res.status(), 200);
@@ -72,7 +72,7 @@ describe('status page in Chromium', { skip: browserSkip }, () => {
     await page.waitForFunction(() => Number(document.getElementById('chart-deliveries').dataset.max) > 0);
     assert.match(await page.textContent('#rooms tbody'), /project_42\s*3/);
     assert.deepEqual(errors, [], 'console errors');
-    await page.close();
+    await browser.closePage(page);
   });
 
   it('refuses the state and the stream without the token', async () => {

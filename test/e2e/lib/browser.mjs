@@ -32,12 +32,19 @@ export async function launch() {
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
+    timeout: 30000, // playwright's default is 3 minutes
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
   context.setDefaultTimeout(10000); // a missing element fails in seconds, not playwright's 30
   return {
     context,
+    // Opening and closing a page take no timeout in playwright: bounded
+    // here, so a wedged Chromium fails the test in seconds (and close()
+    // below kills it) instead of holding the file until the runner's
+    // timeout.
+    newPage: () => within(context.newPage(), 15000, 'opening a page'),
+    closePage: (page) => within(page.close(), 15000, 'closing a page'),
     // Bounded: a wedged Chromium is killed (its command line names the
     // profile directory, unique to this launch) rather than holding the
     // suite until the runner's timeout.
@@ -52,6 +59,15 @@ export async function launch() {
       rmSync(profile, { recursive: true, force: true });
     },
   };
+}
+
+/** Resolves as promise does, or rejects after ms saying what hung. */
+function within(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Chromium: ${what} took more than ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** Records the console errors and uncaught exceptions of a page. */
