@@ -25,6 +25,10 @@ FUZZ_TARGETS := \
 	./auth:FuzzAuthenticate \
 	./rooms:FuzzHandle \
 	./webhook:FuzzServe \
+	./webhook:FuzzParseAgreesWithV1 \
+	./event:FuzzJSONAgreesWithV1 \
+	./event:FuzzJobPayloadsAgreeWithV1 \
+	./event:FuzzAppendID \
 	./registry:FuzzServe \
 	./publish:FuzzServe \
 	./publish:FuzzMembers \
