@@ -495,3 +495,46 @@ func TestRefusedSlowBodyClosedAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestCountedConnCloseWrite: a counted connection passes CloseWrite to the
+// TCP connection it wraps (the lean WebSocket session's close on a
+// client's error relies on it): the peer reads EOF, can still write, and
+// the connection keeps its slot until it is closed.
+func TestCountedConnCloseWrite(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newConnLimiter(inner, 10, 10, nil, nil)
+	defer l.Close()
+	peer, err := net.Dial("tcp", inner.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cw, ok := c.(interface{ CloseWrite() error })
+	if !ok {
+		t.Fatalf("%T has no CloseWrite", c)
+	}
+	if err := cw.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	_ = peer.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := peer.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("peer read %d, %v after CloseWrite; want EOF", n, err)
+	}
+	if _, err := peer.Write([]byte("still open")); err != nil {
+		t.Fatalf("peer write after CloseWrite: %v", err)
+	}
+	if got := l.open.Load(); got != 1 {
+		t.Fatalf("open connections after CloseWrite = %d, want 1 (the slot is kept until Close)", got)
+	}
+	_ = c.Close()
+	if got := l.open.Load(); got != 0 {
+		t.Fatalf("open connections after Close = %d, want 0", got)
+	}
+}
