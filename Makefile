@@ -36,6 +36,7 @@ FUZZ_TARGETS := \
 	./flaskqueue:FuzzDecode \
 	./status:FuzzParseLoginForm \
 	./status:FuzzAuthorization \
+	./status:FuzzJobFieldsAgreesWithV1 \
 	./sioclient:FuzzParseEvent \
 	./recovery:FuzzPlanOffset
 

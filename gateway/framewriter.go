@@ -20,7 +20,7 @@ import (
 //
 //   - Writes need no goroutine of their own. A frame is appended to the
 //     connection's pending list; whichever goroutine finds the connection
-//     idle writes the list at once with one non-blocking writev. Only when
+//     idle writes the list at once with one non-blocking sendmsg (writev off Linux). Only when
 //     the kernel's socket buffer is full does a goroutine stay behind to
 //     finish the rest with blocking writes. An idle connection holds no
 //     writer goroutine and no queue.
@@ -59,7 +59,7 @@ type frameWriter struct {
 }
 
 // wsWriteCalls counts the process's write system calls to WebSocket
-// clients: nonblocking are the writev calls of flush, blocking the writes
+// clients: nonblocking are the sendmsg calls of flush, blocking the writes
 // of writeBlocking (a client whose socket buffer was full). With the
 // deliveries counter it gives frames per write, what coalescing saves.
 var wsWriteCalls struct{ nonblocking, blocking atomic.Uint64 }
@@ -208,7 +208,7 @@ func (w *frameWriter) tryWrite(batch net.Buffers) (net.Buffers, error) {
 		if err := w.raw.Write(func(fd uintptr) bool {
 			for {
 				wsWriteCalls.nonblocking.Add(1)
-				n, werr = unix.Writev(int(fd), chunk)
+				n, werr = writeFrames(int(fd), chunk)
 				if werr != unix.EINTR {
 					return true
 				}
@@ -229,7 +229,7 @@ func (w *frameWriter) tryWrite(batch net.Buffers) (net.Buffers, error) {
 	return nil, nil
 }
 
-// maxIovecs is Linux's IOV_MAX: the most buffers one writev takes.
+// maxIovecs is Linux's IOV_MAX: the most buffers one sendmsg or writev takes.
 const maxIovecs = 1024
 
 // consume drops the first n written bytes of bufs.

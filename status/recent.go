@@ -1,7 +1,6 @@
 package status
 
 import (
-	"encoding/json"
 	"sync"
 	"time"
 
@@ -52,12 +51,8 @@ func NewRecent(capacity int, limits *Limits) *Recent {
 
 // Observe records e.
 func (r *Recent) Observe(e event.Event) {
-	var fields struct {
-		JobID  json.RawMessage `json:"job_id"`
-		Status string          `json:"status"`
-	}
-	_ = json.Unmarshal(e.Payload, &fields) // an event without them is listed by name
-	entry := Entry{Source: "publish", Event: e.Name, JobID: idText(fields.JobID), Status: fields.Status, Rooms: e.Rooms, At: e.PublishedAt}
+	jobID, status := jobFields(e.Payload) // an event without them is listed by name
+	entry := Entry{Source: "publish", Event: e.Name, JobID: jobID, Status: status, Rooms: e.Rooms, At: e.PublishedAt}
 	if !e.ReceivedAt.IsZero() {
 		entry.Source = "webhook"
 	}
@@ -94,18 +89,4 @@ func (r *Recent) List(now time.Time) []Entry {
 		out = append(out, e)
 	}
 	return out
-}
-
-// idText renders a JSON id (string or number) as text; "" for anything
-// else.
-func idText(raw json.RawMessage) string {
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return s
-	}
-	var n json.Number
-	if json.Unmarshal(raw, &n) == nil {
-		return n.String()
-	}
-	return ""
 }
