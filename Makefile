@@ -38,6 +38,7 @@ FUZZ_TARGETS := \
 	./status:FuzzAuthorization \
 	./status:FuzzJobFieldsAgreesWithV1 \
 	./sioclient:FuzzParseEvent \
+	./gateway:FuzzEventFrameAgreesWithLibrary \
 	./recovery:FuzzPlanOffset
 
 .PHONY: help

@@ -94,78 +94,121 @@ func (a *fanoutAdapter) Broadcast(p *parser.Packet, opts *socket.BroadcastOption
 // broadcast queues packet on the sockets opts selects; the connections
 // whose write side it took are added to w, which the caller flushes.
 func (a *fanoutAdapter) broadcast(p *parser.Packet, opts *socket.BroadcastOptions, w *writeBatch) {
-	// The packet is encoded when the first recipient is found: every node
-	// consumes every event, and most go to rooms with no member here.
-	var (
-		encoded   []types.BufferInterface
-		frame     []byte
-		writeOpts *socket.WriteOptions
-	)
-	encode := func() {
-		p.Nsp = a.Nsp().Name()
-		encoded = a.Nsp().Server().Encoder().Encode(p)
-		if len(encoded) == 1 {
-			if sb, ok := encoded[0].(*types.StringBuffer); ok {
-				frame = make([]byte, 0, len(sb.Bytes())+11)
-				frame = appendFrameHeader(frame, ws.TextMessage, len(sb.Bytes())+1)
-				frame = append(frame, '4') // Engine.IO MESSAGE
-				frame = append(frame, sb.Bytes()...)
-			}
-		}
-		writeOpts = &socket.WriteOptions{}
-		writeOpts.PreEncoded = true
-		if opts != nil && opts.Flags != nil {
-			writeOpts.Compress = opts.Flags.Compress
-		}
-	}
-
-	delivered := 0
-	// The library's Broadcast also calls each socket's outgoing listeners
-	// (Socket.OnAnyOutgoing); the gateway registers none, so that per-socket
-	// call (a closure and a copy of an empty list) is left out.
-	send := func(sock *socket.Socket, t *frameWriter) {
-		if delivered == 0 {
-			encode()
-		}
-		delivered++
-		if frame != nil && t != nil {
-			if t.queueFrames(frame) {
-				w.idle = append(w.idle, t)
-			}
-			return
-		}
-		sock.Client().WriteToEngine(encoded, writeOpts)
+	o := outgoing{a: a, p: p, w: w}
+	if opts != nil && opts.Flags != nil {
+		o.compress = opts.Flags.Compress
 	}
 	if room, ok := singleRoom(opts); ok {
-		if sock, ok := a.Nsp().Sockets().Load(socket.SocketId(room)); ok {
-			// One socket's own room: a direct reply, which the library
-			// routes here with recovery on. No member list is cached.
-			if sock.Connected() {
-				send(sock, directTransport(sock))
-			}
-			return
-		}
-		// The hot path: one room, nobody excepted.
-		stale := false
-		for _, r := range a.roomList(room) {
-			if !r.sock.Connected() {
-				continue
-			}
-			t := r.ws
-			if t == nil {
-				if t = directTransport(r.sock); t != nil {
-					stale = true // it went direct since the list was built
-				}
-			}
-			send(r.sock, t)
-		}
-		if stale {
-			a.invalidate(room)
-		}
+		a.toRoom(&o, room)
 	} else {
-		a.each(opts, func(sock *socket.Socket) { send(sock, directTransport(sock)) })
+		a.each(opts, func(sock *socket.Socket) { o.send(sock, directTransport(sock)) })
 	}
-	a.metrics.Delivered(delivered)
+	a.metrics.Delivered(o.delivered)
+}
+
+// broadcastRoom is broadcast to one room, nobody excepted, without
+// BroadcastOptions (a set, a map, per event): the path of every bus event
+// to one room.
+func (a *fanoutAdapter) broadcastRoom(p *parser.Packet, room socket.Room, w *writeBatch) {
+	o := outgoing{a: a, p: p, w: w}
+	a.toRoom(&o, room)
+	a.metrics.Delivered(o.delivered)
+}
+
+// toRoom sends o to room's members.
+func (a *fanoutAdapter) toRoom(o *outgoing, room socket.Room) {
+	if sock, ok := a.Nsp().Sockets().Load(socket.SocketId(room)); ok {
+		// One socket's own room: a direct reply, which the library
+		// routes here with recovery on. No member list is cached.
+		if sock.Connected() {
+			o.send(sock, directTransport(sock))
+		}
+		return
+	}
+	// The hot path: the cached members.
+	stale := false
+	for _, r := range a.roomList(room) {
+		if !r.sock.Connected() {
+			continue
+		}
+		t := r.ws
+		if t == nil {
+			if t = directTransport(r.sock); t != nil {
+				stale = true // it went direct since the list was built
+			}
+		}
+		o.send(r.sock, t)
+	}
+	if stale {
+		a.invalidate(room)
+	}
+}
+
+// outgoing is one broadcast on its way to its recipients. The packet is
+// encoded when the first recipient is found: every node consumes every
+// event, and most go to rooms with no member here.
+type outgoing struct {
+	a         *fanoutAdapter
+	p         *parser.Packet
+	compress  *bool       // the broadcast's compress flag
+	w         *writeBatch // collects the connections whose write side send took
+	delivered int
+	frame     []byte                  // the WebSocket frame of every direct recipient
+	encoded   []types.BufferInterface // the library's encoding, for the others
+	writeOpts *socket.WriteOptions
+}
+
+// send queues the packet on sock: its frame on t, sock's WebSocket write
+// side when the frame can go there directly, else through the engine.
+// The library's Broadcast also calls each socket's outgoing listeners
+// (Socket.OnAnyOutgoing); the gateway registers none, so that per-socket
+// call (a closure and a copy of an empty list) is left out.
+func (o *outgoing) send(sock *socket.Socket, t *frameWriter) {
+	if o.delivered == 0 {
+		o.encode()
+	}
+	o.delivered++
+	if o.frame != nil && t != nil {
+		if t.queueFrames(o.frame) {
+			o.w.idle = append(o.w.idle, t)
+		}
+		return
+	}
+	o.engineWrite(sock)
+}
+
+// encode makes the frame: eventFrame's for a bus event (the library's
+// encoding then only if a recipient needs it), else from the library's
+// encoding when it is one text packet.
+func (o *outgoing) encode() {
+	o.p.Nsp = o.a.Nsp().Name()
+	if f, ok := eventFrame(o.p); ok {
+		o.frame = f
+		return
+	}
+	o.encoded = o.a.Nsp().Server().Encoder().Encode(o.p)
+	if len(o.encoded) == 1 {
+		if sb, ok := o.encoded[0].(*types.StringBuffer); ok {
+			frame := make([]byte, 0, len(sb.Bytes())+11)
+			frame = appendFrameHeader(frame, ws.TextMessage, len(sb.Bytes())+1)
+			frame = append(frame, '4') // Engine.IO MESSAGE
+			o.frame = append(frame, sb.Bytes()...)
+		}
+	}
+}
+
+// engineWrite hands the packet to a recipient the frame cannot reach
+// directly (long-polling, an upgrade in progress): the library's path.
+func (o *outgoing) engineWrite(sock *socket.Socket) {
+	if o.encoded == nil {
+		o.encoded = o.a.Nsp().Server().Encoder().Encode(o.p)
+	}
+	if o.writeOpts == nil {
+		o.writeOpts = &socket.WriteOptions{}
+		o.writeOpts.PreEncoded = true
+		o.writeOpts.Compress = o.compress
+	}
+	sock.Client().WriteToEngine(o.encoded, o.writeOpts)
 }
 
 // RestoreSession implements the library's recovery hook (recovery.go).
