@@ -116,9 +116,17 @@ func (w *frameWriter) queueFrames(frames ...[]byte) (mustFlush bool) {
 
 // takeBatch hands the owner of the write side the pending frames, or
 // releases the write side when there are none (closing the connection
-// when a close was waiting for the writes).
-func (w *frameWriter) takeBatch() (net.Buffers, bool) {
+// when a close was waiting for the writes). written, the batch the owner
+// just wrote (nil if none), is kept for the next batch's array: one lock
+// per batch for both.
+func (w *frameWriter) takeBatch(written net.Buffers) (net.Buffers, bool) {
+	if written != nil {
+		clear(written[:cap(written)]) // drop the frames so a finished broadcast can be freed
+	}
 	w.mu.Lock()
+	if written != nil && w.spare == nil && cap(written) <= 64 {
+		w.spare = written[:0]
+	}
 	batch := w.pending
 	if len(batch) == 0 || w.closed {
 		w.writing = false
@@ -126,7 +134,14 @@ func (w *frameWriter) takeBatch() (net.Buffers, bool) {
 		if closeNow {
 			w.closed = true
 		}
-		w.pending = nil
+		if w.closed {
+			w.pending, w.spare = nil, nil
+		} else if cap(w.pending) == 0 {
+			// The next frame is appended to the array just written:
+			// an idle connection keeps one array, and a connection
+			// written one frame at a time allocates none.
+			w.pending, w.spare = w.spare, nil
+		}
 		w.mu.Unlock()
 		if closeNow {
 			w.closeConn()
@@ -140,25 +155,12 @@ func (w *frameWriter) takeBatch() (net.Buffers, bool) {
 	return batch, true
 }
 
-// recycle keeps a written batch's array for the next one.
-func (w *frameWriter) recycle(batch net.Buffers) {
-	clear(batch[:cap(batch)]) // drop the frames so a finished broadcast can be freed
-	w.mu.Lock()
-	if w.spare == nil && cap(batch) <= 64 {
-		w.spare = batch[:0]
-	}
-	w.mu.Unlock()
-}
-
 // flush writes the pending frames without ever blocking: when the socket
 // buffer fills, the rest goes to writeBlocking on a goroutine of its own.
 // Only the owner of the write side calls it.
 func (w *frameWriter) flush() {
-	for {
-		batch, ok := w.takeBatch()
-		if !ok {
-			return
-		}
+	batch, ok := w.takeBatch(nil)
+	for ok {
 		rest, err := w.tryWrite(batch)
 		if err != nil {
 			w.writeFailed(err)
@@ -168,7 +170,7 @@ func (w *frameWriter) flush() {
 			go w.writeBlocking(rest)
 			return
 		}
-		w.recycle(batch)
+		batch, ok = w.takeBatch(batch)
 	}
 }
 
@@ -184,7 +186,7 @@ func (w *frameWriter) writeBlocking(rest net.Buffers) {
 			w.writeFailed(err)
 			return
 		}
-		batch, ok := w.takeBatch()
+		batch, ok := w.takeBatch(nil)
 		if !ok {
 			return
 		}
@@ -203,17 +205,13 @@ func (w *frameWriter) tryWrite(batch net.Buffers) (net.Buffers, error) {
 		if len(chunk) > maxIovecs {
 			chunk = chunk[:maxIovecs]
 		}
-		var n int
-		var werr error
-		if err := w.raw.Write(func(fd uintptr) bool {
-			for {
-				wsWriteCalls.nonblocking.Add(1)
-				n, werr = writeFrames(int(fd), chunk)
-				if werr != unix.EINTR {
-					return true
-				}
-			}
-		}); err != nil {
+		op := rawWrites.Get().(*rawWrite)
+		op.chunk = chunk
+		err := w.raw.Write(op.fn)
+		n, werr := op.n, op.err
+		op.chunk, op.n, op.err = nil, 0, nil
+		rawWrites.Put(op)
+		if err != nil {
 			return nil, err
 		}
 		if n > 0 {
@@ -227,6 +225,34 @@ func (w *frameWriter) tryWrite(batch net.Buffers) (net.Buffers, error) {
 		}
 	}
 	return nil, nil
+}
+
+// rawWrite is one nonblocking write through RawConn.Write. It is pooled
+// with its callback bound once: a closure per write would put the
+// callback and its results on the heap (three allocations per delivery).
+type rawWrite struct {
+	chunk net.Buffers
+	n     int
+	err   error
+	fn    func(fd uintptr) bool // op.write
+}
+
+var rawWrites = sync.Pool{New: func() any {
+	op := &rawWrite{}
+	op.fn = op.write
+	return op
+}}
+
+// write is RawConn.Write's callback: one sendmsg of chunk, retried on
+// EINTR; true, since EAGAIN is for the caller to handle.
+func (op *rawWrite) write(fd uintptr) bool {
+	for {
+		wsWriteCalls.nonblocking.Add(1)
+		op.n, op.err = writeFrames(int(fd), op.chunk)
+		if op.err != unix.EINTR {
+			return true
+		}
+	}
 }
 
 // maxIovecs is Linux's IOV_MAX: the most buffers one sendmsg or writev takes.

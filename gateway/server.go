@@ -276,7 +276,8 @@ func (s *Server) Deliver(events ...event.Event) {
 		if s.backlog != nil {
 			s.backlog.Append(*e)
 		}
-		data := []any{e.Name, e.Payload}
+		data := make([]any, 2, 3)
+		data[0], data[1] = e.Name, e.Payload
 		if s.rec != nil && e.ID != "" {
 			data = append(data, e.ID)
 		}
@@ -290,8 +291,12 @@ func (s *Server) Deliver(events ...event.Event) {
 		if !w.pending() {
 			since = time.Now() // the batch's first frame is queued from here
 		}
-		fan.broadcast(&parser.Packet{Type: parser.EVENT, Data: data},
-			&socket.BroadcastOptions{Rooms: types.NewSet(toRooms(e.Rooms)...)}, &w)
+		p := &parser.Packet{Type: parser.EVENT, Data: data}
+		if len(e.Rooms) == 1 {
+			fan.broadcastRoom(p, socket.Room(e.Rooms[0]), &w)
+		} else {
+			fan.broadcast(p, &socket.BroadcastOptions{Rooms: types.NewSet(toRooms(e.Rooms)...)}, &w)
+		}
 		if i < len(events)-1 && w.pending() && time.Since(since) >= coalesceWindow {
 			w.flush()
 		}

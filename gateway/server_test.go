@@ -262,3 +262,45 @@ func TestDeliverBatchCoalescesWrites(t *testing.T) {
 		t.Errorf("a batch took %d write calls for 2 clients, want 2", batched)
 	}
 }
+
+// TestDeliverAllocatesPerEventNotPerRecipient: delivering an event to a
+// room of WebSocket clients allocates for the event (its packet and
+// frame), nothing for each recipient: queueing reuses the connection's
+// array and the write's callback is pooled. Three allocations per
+// recipient before (a closure and its two results per write, the pending
+// list per event).
+func TestDeliverAllocatesPerEventNotPerRecipient(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates on its own")
+	}
+	s, url := newTestServer(t, Options{})
+	const recipients = 40
+	clients := make([]*rawClient, recipients)
+	for i := range clients {
+		c := dial(t, url)
+		defer c.conn.Close()
+		c.send("40", `42["subscribe_project",{"project_id":"a"}]`)
+		if c.waitEvent("subscribed_project") == "" {
+			t.Fatal("subscribe not answered")
+		}
+		clients[i] = c
+	}
+	s.Deliver(logLine("project_a", 0)) // every connection's array made once
+	seq := 1
+	allocs := testing.AllocsPerRun(20, func() {
+		s.Deliver(logLine("project_a", seq))
+		seq++
+	})
+	t.Logf("%.1f allocations per event to %d clients", allocs, recipients)
+	if allocs >= recipients {
+		t.Fatalf("%.1f allocations per event to %d clients: some per recipient", allocs, recipients)
+	}
+	for i := range seq { // and every client got every event, in order
+		want := `{"job_id":"j","message":"` + strconv.Itoa(i) + `"}`
+		for _, c := range []*rawClient{clients[0], clients[recipients-1]} {
+			if got := c.waitEvent("log_line"); got != want {
+				t.Fatalf("event %d = %q, want %q", i, got, want)
+			}
+		}
+	}
+}
