@@ -29,6 +29,7 @@ FUZZ_TARGETS := \
 	./event:FuzzJSONAgreesWithV1 \
 	./event:FuzzJobPayloadsAgreeWithV1 \
 	./event:FuzzAppendID \
+	./event:FuzzValidUTF8 \
 	./registry:FuzzServe \
 	./publish:FuzzServe \
 	./publish:FuzzMembers \

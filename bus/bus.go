@@ -34,7 +34,8 @@ func (e *UnavailableError) Unavailable() bool { return true }
 type Publisher interface {
 	// Publish hands e to the bus and returns once the bus has accepted it.
 	// An event that does not validate (event.Event.Validate) is refused
-	// with an error wrapping event.ErrInvalid.
+	// with an error wrapping event.ErrInvalid. Invalid UTF-8 in the
+	// payload is replaced by U+FFFD (event.ValidUTF8), never delivered.
 	Publish(ctx context.Context, e event.Event) error
 }
 

@@ -76,6 +76,7 @@ func NewMemory(opts MemoryOptions) *Memory {
 // Publish queues e for the consumer. It blocks while the queue is full, until
 // ctx is done or the bus is closed.
 func (m *Memory) Publish(ctx context.Context, e event.Event) error {
+	e.Payload = event.ValidUTF8(e.Payload)
 	if err := e.Validate(); err != nil {
 		return err
 	}

@@ -248,6 +248,7 @@ type entry struct {
 
 // encode returns the stream entry of e.
 func encode(e event.Event) (string, error) {
+	e.Payload = event.ValidUTF8(e.Payload)
 	if err := e.Validate(); err != nil {
 		return "", err
 	}
@@ -549,7 +550,7 @@ func (r *Redis) decode(msg redis.XMessage) (event.Event, bool) {
 		r.log.Error("stream entry does not decode: skipped", slog.String("id", msg.ID), slog.String("error", err.Error()))
 		return event.Event{}, false
 	}
-	ev := event.Event{ID: msg.ID, Name: se.Name, Rooms: se.Rooms, Payload: se.Payload}
+	ev := event.Event{ID: msg.ID, Name: se.Name, Rooms: se.Rooms, Payload: event.ValidUTF8(se.Payload)} // an entry written by another hand
 	if ms, _ := splitID(msg.ID); ms > 0 {
 		ev.PublishedAt = time.UnixMilli(int64(ms))
 	}

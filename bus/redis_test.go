@@ -15,6 +15,7 @@ import (
 	"github.com/meshgen/gateway/bus"
 	"github.com/meshgen/gateway/event"
 	"github.com/meshgen/gateway/test/redistest"
+	"github.com/redis/go-redis/v9"
 )
 
 func newRedisBus(t *testing.T, url string, opts ...func(*bus.RedisOptions)) *bus.Redis {
@@ -411,4 +412,30 @@ func streamIDBefore(a, b string) bool {
 	am, as := parse(a)
 	bm, bs := parse(b)
 	return am < bm || am == bm && as < bs
+}
+
+// TestRedisInvalidUTF8NeverDelivered: invalid UTF-8 in a payload, from a
+// producer or from an entry written to the stream by another hand, is
+// consumed as U+FFFD (a client's WebSocket would fail on it).
+func TestRedisInvalidUTF8NeverDelivered(t *testing.T) {
+	srv := redistest.Start(t)
+	node := newRedisBus(t, srv.URL())
+	c := consume(t, node)
+	waitReady(t, node)
+	e := event.Event{Name: "log_line", Rooms: []string{"project_1"}, Payload: json.RawMessage("{\"line\":\"a\xffb\"}")}
+	if err := node.Publish(context.Background(), e); err != nil {
+		t.Fatal(err)
+	}
+	client := srv.Client()
+	defer client.Close()
+	entry := "{\"n\":\"log_line\",\"r\":[\"project_1\"],\"p\":{\"line\":\"c\xfe\xfdd\"}}"
+	if err := client.XAdd(context.Background(), &redis.XAddArgs{Stream: "test:" + t.Name(), Values: []string{"e", entry}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "both events", func() bool { return len(c.payloads()) == 2 })
+	got := c.payloads()
+	want := []string{`{"line":"a` + "\uFFFD" + `b"}`, `{"line":"c` + "\uFFFD\uFFFD" + `d"}`}
+	if got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("consumed %q, want %q", got, want)
+	}
 }

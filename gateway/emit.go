@@ -3,18 +3,20 @@ package gateway
 import (
 	"encoding/json"
 
+	"github.com/meshgen/gateway/event"
+
 	"github.com/zishang520/socket.io/servers/socket/v3"
 )
 
-// Emit sends event with args (each already JSON-encoded, shared by every
-// recipient) to this node's clients: to the clients in any of rooms, or to
+// Emit sends the event name with args (each already JSON-encoded, shared
+// by every recipient; invalid UTF-8 in them becomes U+FFFD) to this node's clients: to the clients in any of rooms, or to
 // every client when broadcast is true; clients in any of except (rooms or
 // socket ids) are skipped. It reaches only this node: the Flask-SocketIO
 // queue bridge uses it because every node reads that queue itself.
-func (s *Server) Emit(event string, rooms []string, broadcast bool, except []string, args []json.RawMessage) {
+func (s *Server) Emit(name string, rooms []string, broadcast bool, except []string, args []json.RawMessage) {
 	values := make([]any, len(args))
 	for i, a := range args {
-		values[i] = a
+		values[i] = event.ValidUTF8(a)
 	}
 	op := s.io.Sockets().Local()
 	if !broadcast {
@@ -26,8 +28,8 @@ func (s *Server) Emit(event string, rooms []string, broadcast bool, except []str
 	if len(except) > 0 {
 		op = op.Except(toRooms(except)...)
 	}
-	_ = op.Emit(event, values...)
-	s.opts.Metrics.Emitted(event)
+	_ = op.Emit(name, values...)
+	s.opts.Metrics.Emitted(name)
 }
 
 // CloseRoom makes every client of this node leave room.

@@ -60,6 +60,27 @@ describe('Modal webhook with secrets (production)', () => {
     assert.equal(otherEvents.length, 0);
   });
 
+  it('invalid UTF-8 in a result reaches the client as U+FFFD, and the client stays connected', async () => {
+    // A WebSocket text frame must be valid UTF-8: the client library
+    // fails the connection (1007) on one that is not, and recovery would
+    // replay the event on every reconnect.
+    const s = await subscriber('p-utf8');
+    const disconnects = [];
+    s.on('disconnect', (reason) => disconnects.push(reason));
+    const got = next(s, 'job_completed');
+    const body = Buffer.concat([
+      Buffer.from('{"job_id":"modal-job-utf8","status":"completed","project_id":"p-utf8","result":{"log":"bad '),
+      Buffer.from([0xff, 0xfe]),
+      Buffer.from(' bytes","ok":"ünïcödé"}}'),
+    ]);
+    const res = await postWebhook(gw.url, body, { secret: SECRET });
+    assert.equal(res.status, 200, res.text);
+    assert.deepEqual(await got, { project_id: 'p-utf8', job_id: 'modal-job-utf8', status: 'completed', result: { log: 'bad \ufffd\ufffd bytes', ok: 'ünïcödé' } });
+    await sleep(300);
+    assert.deepEqual(disconnects, [], 'the client was disconnected');
+    assert.ok(s.connected);
+  });
+
   it('missing status -> job_failed with "Unknown error"', async () => {
     const s = await subscriber('p-nostatus');
     const got = next(s, 'job_failed');

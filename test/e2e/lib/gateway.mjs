@@ -139,9 +139,9 @@ export async function post(baseUrl, path, body, headers = {}) {
   return { status: res.status, body: json, text, headers: res.headers };
 }
 
-/** POSTs a webhook; returns {status, body, headers}. */
+/** POSTs a webhook (an object, a string or raw bytes); returns {status, body, headers}. */
 export async function postWebhook(baseUrl, payload, { secret, signature, headers = {} } = {}) {
-  const body = typeof payload === 'string' ? payload : JSON.stringify(payload);
+  const body = typeof payload === 'string' || Buffer.isBuffer(payload) ? payload : JSON.stringify(payload);
   const h = { 'content-type': 'application/json', ...headers };
   if (signature !== undefined) h['x-modal-signature'] = signature;
   else if (secret) h['x-modal-signature'] = sign(secret, body);
