@@ -9,7 +9,7 @@
 // as is; each event is encoded and framed once as a WebSocket frame and
 // appended to every recipient's pending list. Once the batch is queued
 // (or its first frame has waited coalesceWindow, 1 ms) the connections
-// are written in parallel chunks, one non-blocking writev each carrying
+// are written in parallel chunks, one non-blocking sendmsg each carrying
 // every frame queued for that connection. Long-polling sessions and
 // sessions mid-upgrade get the library's per-socket path.
 //

@@ -25,7 +25,7 @@ import (
 // framed once, as the WebSocket frame every recipient receives, and
 // queued on each recipient's WebSocket transport directly; the
 // connections that were idle are then written in parallel chunks, one
-// writev each. Recipients the frame cannot reach that way (long-polling,
+// sendmsg each. Recipients the frame cannot reach that way (long-polling,
 // an upgrade in progress, another transport) get the library's path,
 // with the same encoded packet. A broadcast to one room (every bus event)
 // walks a cached list of the room's sockets and their transports instead

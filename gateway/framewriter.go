@@ -20,9 +20,9 @@ import (
 //
 //   - Writes need no goroutine of their own. A frame is appended to the
 //     connection's pending list; whichever goroutine finds the connection
-//     idle writes the list at once with one non-blocking sendmsg (writev off Linux). Only when
-//     the kernel's socket buffer is full does a goroutine stay behind to
-//     finish the rest with blocking writes. An idle connection holds no
+//     idle writes the list at once with one non-blocking sendmsg (writev
+//     off Linux). Only when the kernel's socket buffer is full does a
+//     goroutine stay behind to finish the rest with blocking writes. An idle connection holds no
 //     writer goroutine and no queue.
 //   - A broadcast reaches a recipient without the engine's per-packet path:
 //     the fan-out adapter (fanout.go) frames the event once and hands the

@@ -261,7 +261,7 @@ func (s *Server) Clients() int64 { return s.clients.Load() }
 // payload as the client's offset.
 //
 // Events handed over together (one read of the bus) are written together:
-// a connection gets all the frames queued for it in one write (writev)
+// a connection gets all the frames queued for it in one write (sendmsg)
 // instead of one write per event, the syscall being most of a small
 // delivery's cost. No frame waits more than coalesceWindow (plus the
 // queueing of the event that crossed it) for its write to start; a single
@@ -323,7 +323,7 @@ func (s *Server) registerGauges(m *metrics.Metrics) {
 		}
 		return out
 	})
-	m.CounterVec("gateway_ws_write_calls_total", "Write system calls to WebSocket clients, by mode: nonblocking (one writev of every frame queued for the client), blocking (the rest, once the client's socket buffer was full). Deliveries divided by these is the frames per write.", "mode", func() map[string]float64 {
+	m.CounterVec("gateway_ws_write_calls_total", "Write system calls to WebSocket clients, by mode: nonblocking (one sendmsg of every frame queued for the client), blocking (the rest, once the client's socket buffer was full). Deliveries divided by these is the frames per write.", "mode", func() map[string]float64 {
 		return map[string]float64{"nonblocking": float64(wsWriteCalls.nonblocking.Load()), "blocking": float64(wsWriteCalls.blocking.Load())}
 	})
 	m.Gauge("gateway_socket_rooms", "Rooms with at least one client on this node (socket-id rooms excluded).", func() float64 {

@@ -22,7 +22,7 @@ import (
 //
 //   - Writes need no goroutine of their own. A frame is appended to the
 //     connection's pending list; whichever goroutine finds the connection
-//     idle writes the list at once with one non-blocking writev. Only when
+//     idle writes the list at once with one non-blocking sendmsg. Only when
 //     the kernel's socket buffer is full does a goroutine stay behind to
 //     finish the rest with blocking writes. An idle connection holds no
 //     writer goroutine and no queue.
