@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -175,6 +176,7 @@ func TestSlowClientDisconnected(t *testing.T) {
 	big := strings.Repeat("x", 64<<10)
 	const events = 400 // 25 MiB: more than the kernel buffers and the limit
 	received := make(chan int, 1)
+	var read atomic.Int64
 	go func() {
 		n := 0
 		for n < events {
@@ -182,10 +184,16 @@ func TestSlowClientDisconnected(t *testing.T) {
 				break
 			}
 			n++
+			read.Store(int64(n))
 		}
 		received <- n
 	}()
-	for range events {
+	for i := range events {
+		// Paced by the reading client (at most 2 MiB ahead of it, bounded
+		// in time): a reader that falls 8 MiB behind is cut too, by design.
+		for deadline := time.Now().Add(10 * time.Second); int64(i)-read.Load() > 32 && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
 		s.Deliver(event.Event{Name: "log_line", Rooms: []string{"project_big"}, Payload: json.RawMessage(`{"job_id":"j","message":"` + big + `"}`)})
 	}
 	if n := <-received; n != events {

@@ -57,6 +57,9 @@ func TestJobFields(t *testing.T) {
 }
 
 func TestJobFieldsAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates on its own")
+	}
 	payload := []byte(`{"project_id":"42","job_id":"j1","status":"completed","result":{"mesh_url":"s3://bucket/key","cells":123456}}`)
 	jobFields(payload) // fill the pool
 	// The two strings returned; the reader over payload.
