@@ -103,7 +103,9 @@ func (a *fanoutAdapter) broadcast(p *parser.Packet, opts *socket.BroadcastOption
 	} else {
 		a.each(opts, func(sock *socket.Socket) { o.send(sock, directTransport(sock)) })
 	}
-	a.metrics.Delivered(o.delivered)
+	if !o.reply {
+		a.metrics.Delivered(o.delivered)
+	}
 }
 
 // broadcastRoom is broadcast to one room, nobody excepted, without
@@ -112,14 +114,18 @@ func (a *fanoutAdapter) broadcast(p *parser.Packet, opts *socket.BroadcastOption
 func (a *fanoutAdapter) broadcastRoom(p *parser.Packet, room socket.Room, w *writeBatch) {
 	o := outgoing{a: a, p: p, w: w}
 	a.toRoom(&o, room)
-	a.metrics.Delivered(o.delivered)
+	if !o.reply {
+		a.metrics.Delivered(o.delivered)
+	}
 }
 
 // toRoom sends o to room's members.
 func (a *fanoutAdapter) toRoom(o *outgoing, room socket.Room) {
 	if sock, ok := a.Nsp().Sockets().Load(socket.SocketId(room)); ok {
 		// One socket's own room: a direct reply, which the library
-		// routes here with recovery on. No member list is cached.
+		// routes here with recovery on. No member list is cached, and
+		// it is not a delivery (gateway_socket_deliveries_total).
+		o.reply = true
 		if sock.Connected() {
 			o.send(sock, directTransport(sock))
 		}
@@ -153,6 +159,7 @@ type outgoing struct {
 	compress  *bool       // the broadcast's compress flag
 	w         *writeBatch // collects the connections whose write side send took
 	delivered int
+	reply     bool                    // a reply to one socket: not counted as a delivery
 	frame     []byte                  // the WebSocket frame of every direct recipient
 	encoded   []types.BufferInterface // the library's encoding, for the others
 	writeOpts *socket.WriteOptions
