@@ -2,8 +2,10 @@ package gateway
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -15,8 +17,16 @@ import (
 // (leanSession.readReady) that reads what is there, handles the complete
 // frames in order and re-arms it, so one session is never read by two
 // goroutines and its messages keep their order.
+//
+// The epoll instance is itself waited on by the runtime's network poller
+// (an epoll descriptor is pollable): loop asks it for ready descriptors
+// without blocking and parks on the runtime's poller when there are none.
+// A blocking epoll_wait would hold a thread in a system call for good,
+// which the runtime's monitor (sysmon) keeps checking and taking the
+// thread's processor from: on an idle node, as much CPU as the heartbeats.
 type poller struct {
 	epfd int
+	file *os.File // epfd, registered with the runtime's network poller
 
 	mu    sync.Mutex
 	conns map[int]*leanSession
@@ -31,15 +41,36 @@ var (
 // (sessions then read on a goroutine each).
 func newPoller() *poller {
 	thePollerOnce.Do(func() {
-		fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+		p, err := openPoller()
 		if err != nil {
 			slog.Warn("epoll unavailable: a reader goroutine per WebSocket session", slog.Any("error", err))
 			return
 		}
-		thePoller = &poller{epfd: fd, conns: make(map[int]*leanSession)}
+		thePoller = p
 		go thePoller.loop()
 	})
 	return thePoller
+}
+
+// openPoller creates the epoll instance and registers it with the
+// runtime's network poller.
+func openPoller() (*poller, error) {
+	fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("epoll_create1: %w", err)
+	}
+	// os.NewFile registers a non-blocking descriptor with the runtime's
+	// poller (epoll_wait itself ignores the flag).
+	if err := unix.SetNonblock(fd, true); err != nil {
+		_ = unix.Close(fd)
+		return nil, fmt.Errorf("epoll: set non-blocking: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "epoll")
+	if _, err := f.SyscallConn(); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("epoll: %w", err)
+	}
+	return &poller{epfd: fd, file: f, conns: make(map[int]*leanSession)}, nil
 }
 
 const pollEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
@@ -95,25 +126,56 @@ func (p *poller) remove(s *leanSession) {
 	s.fd = -1
 }
 
+// loop starts a readReady goroutine for every descriptor epoll reports,
+// for the life of the process.
 func (p *poller) loop() {
+	raw, err := p.file.SyscallConn()
+	if err != nil {
+		slog.Error("epoll: WebSocket reads stop", slog.Any("error", err))
+		return
+	}
 	events := make([]unix.EpollEvent, 256)
-	for {
-		n, err := unix.EpollWait(p.epfd, events, -1)
+	var waitErr error
+	// wait takes what is ready without blocking; it returns false (the
+	// runtime parks the goroutine until epfd is readable again) when that
+	// was all: an event that comes after the runtime re-armed its wait
+	// (before this call) wakes it, so none is missed.
+	wait := func(fd uintptr) bool {
+		n, err := unix.EpollWait(int(fd), events, 0)
 		if err != nil {
 			if errors.Is(err, unix.EINTR) {
-				continue
+				return true
 			}
-			slog.Error("epoll_wait failed: WebSocket reads stop", slog.Any("error", err))
+			waitErr = err
+			return true
+		}
+		p.dispatch(events[:n])
+		return n == len(events)
+	}
+	for {
+		if err := raw.Read(wait); err != nil {
+			slog.Error("epoll: WebSocket reads stop", slog.Any("error", err))
 			return
 		}
-		p.mu.Lock()
-		for i := range events[:n] {
-			if s := p.conns[int(events[i].Fd)]; s != nil {
-				go s.readReady()
-			}
+		if waitErr != nil {
+			slog.Error("epoll_wait failed: WebSocket reads stop", slog.Any("error", waitErr))
+			return
 		}
-		p.mu.Unlock()
 	}
+}
+
+// dispatch starts the reads of the sessions whose descriptors are ready.
+func (p *poller) dispatch(events []unix.EpollEvent) {
+	if len(events) == 0 {
+		return
+	}
+	p.mu.Lock()
+	for i := range events {
+		if s := p.conns[int(events[i].Fd)]; s != nil {
+			go s.readReady()
+		}
+	}
+	p.mu.Unlock()
 }
 
 // isClosedErr reports whether err is a read on a connection closed here.
