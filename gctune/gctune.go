@@ -30,12 +30,16 @@
 // A lower percentage applies from the next collection, and the runtime
 // gives memory back only after one. A process that went idle right after
 // a burst may not collect for two minutes (the runtime's periodic
-// collection); so once the percentage has settled after a drop with no
+// collection); so once the percentage has settled after a drop (to below
+// four fifths of the percentage in effect at the last collection) with no
 // collection since, and the heap holds more than 10% over the new goal
 // (what the runtime itself retains), the policy starts that collection,
 // and a second one at the next update if the heap still holds that much (the
 // scavenger's target after the first still counts the burst's garbage):
-// at most once per Window. The runtime's scavenger then returns the
+// at most once per Window. A smaller drop starts none: an idle process's
+// rate wobbles a few points around the floor, and the heap stays over the
+// goal for a while after the collections only because the runtime returns
+// the free memory at its own pace, which no further collection speeds up. The runtime's scavenger then returns the
 // memory at its own pace; nothing is forced back to the system (no
 // debug.FreeOSMemory).
 //
@@ -43,6 +47,7 @@
 package gctune
 
 import (
+	"cmp"
 	"context"
 	"math"
 	"runtime"
@@ -121,7 +126,8 @@ type tuner struct {
 	last    sample
 	rate    float64   // bytes per second: rises at once, halves each second
 	pct     int       // the percentage set last; 0: none yet
-	dropped bool      // lowered, and no collection since
+	atCycle int       // the percentage in effect at the last collection seen
+	dropped bool      // lowered well below atCycle, and no collection since
 	again   bool      // the policy collected at the last step: one follow-up allowed
 	forced  time.Time // the last collection the policy started after a drop
 }
@@ -134,7 +140,8 @@ type tuner struct {
 // collection comes soon; in a process that has gone idle after a burst it
 // can be two minutes away (the runtime's periodic collection), with the
 // burst's memory held until then. So once the percentage has settled
-// after a drop, and no collection has run since, step starts one if the
+// after a drop well below the last collection's percentage, and no
+// collection has run since, step starts one if the
 // heap holds more than the runtime would keep at the new goal (10% over
 // it): at most once per window, and never while the process allocates.
 // The scavenger's target after a collection is 10% over the heap in use
@@ -149,10 +156,17 @@ func (t *tuner) step(s sample) {
 	}
 	if s.cycles != t.last.cycles {
 		t.dropped = false // the runtime collected since: its goal is current
+		t.atCycle = cmp.Or(t.pct, ceiling)
 	}
 	t.last = s
 	if p := Percent(t.rate, s.scannable, t.floor, t.window); p != t.pct {
-		t.dropped = t.dropped || (t.pct != 0 && p < t.pct)
+		// Only a drop well below the percentage of the last collection
+		// is worth one: the memory a collection can return is what the
+		// goal it set holds above the new one. A small rise and fall
+		// (the rate of an idle process wobbles around the floor) is not,
+		// while the heap still holds more than 10% over the goal only
+		// because the runtime returns free memory at its own pace.
+		t.dropped = t.dropped || (t.atCycle != 0 && p*5 < t.atCycle*4)
 		t.pct = p
 		t.set(p)
 		return

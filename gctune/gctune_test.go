@@ -135,3 +135,31 @@ func TestRunRestores(t *testing.T) {
 		t.Fatalf("GOGC %d after Run stopped, want 100", p)
 	}
 }
+
+// Once the burst's memory is collected, an idle process's rate wobbling
+// around the floor (a few points up, then back) starts no more
+// collections, though the heap still holds more than 10% over the goal
+// while the runtime returns the free memory at its own pace.
+func TestTunerIgnoresWobbleAtFloor(t *testing.T) {
+	live := uint64(100 * mib)
+	collected := 0
+	tu := &tuner{floor: 25, window: 10 * time.Second, set: func(int) int { return 0 }, collect: func() { collected++ }}
+	t0 := time.Unix(1000, 0)
+	allocs, cycles := uint64(0), uint64(10)
+	for i := range 120 {
+		switch {
+		case i == 1:
+			allocs += 100 * mib // a burst, then nothing
+		case i >= 30 && i%10 == 0:
+			allocs += 3 * mib // the idle rate wobbles: 30% for a step
+		}
+		tu.step(sample{at: t0.Add(time.Duration(i) * time.Second), allocs: allocs, cycles: cycles + uint64(collected),
+			live: live, scannable: live, retained: 180 * mib})
+		if i == 30 && tu.pct <= 25 {
+			t.Fatalf("the wobble sets %d%%, want above the floor", tu.pct)
+		}
+	}
+	if collected != 2 {
+		t.Errorf("%d collections, want 2 (the burst's, and one follow-up)", collected)
+	}
+}
