@@ -43,7 +43,8 @@ type fanoutAdapterBuilder struct {
 
 // New builds the adapter of nsp.
 func (b fanoutAdapterBuilder) New(nsp socket.Namespace) socket.Adapter {
-	a := &fanoutAdapter{Adapter: socket.MakeAdapter(), metrics: b.metrics, restore: b.restore, members: make(map[socket.Room]*roomMembers)}
+	a := &fanoutAdapter{Adapter: socket.MakeAdapter(), metrics: b.metrics, restore: b.restore, members: make(map[socket.Room]*roomMembers),
+		named: make(map[socket.Room]*types.Set[socket.SocketId])}
 	a.Prototype(a)
 	a.Construct(nsp)
 	return a
@@ -62,6 +63,11 @@ type fanoutAdapter struct {
 	// dropped by every join and leave of its room (AddAll, Del, DelAll).
 	mu      sync.Mutex
 	members map[socket.Room]*roomMembers
+	// named holds the rooms with members other than sockets' own rooms
+	// (a socket's room has its id as name and member), with their member
+	// sets: the room count and the biggest rooms are read from it, not
+	// from a walk over every socket's room. Kept by invalidate.
+	named map[socket.Room]*types.Set[socket.SocketId]
 }
 
 // roomMembers is one room's cache entry. gen changes on every join or
@@ -287,20 +293,41 @@ func (a *fanoutAdapter) roomList(room socket.Room) []recipient {
 	return list
 }
 
-// invalidate drops room's cached members; the entry goes when the room is
-// gone.
+// invalidate drops room's cached members (the entry goes when the room is
+// gone) and records whether it is a named room with members. Every join
+// and leave calls it after the library's change, and it reads the
+// library's state under a.mu: the last call for a room leaves named
+// matching what the room is.
 func (a *fanoutAdapter) invalidate(rooms ...socket.Room) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, room := range rooms {
+		ids, exists := a.Rooms().Load(room)
+		if exists && !ids.Has(socket.SocketId(room)) {
+			a.named[room] = ids
+		} else {
+			delete(a.named, room)
+		}
 		e := a.members[room]
 		if e == nil {
 			continue
 		}
 		e.gen++
 		e.valid, e.list = false, nil
-		if _, ok := a.Rooms().Load(room); !ok {
+		if !exists {
 			delete(a.members, room)
+		}
+	}
+}
+
+// namedRooms calls fn for every named room with members (no socket's own
+// room), in no order, until fn returns false.
+func (a *fanoutAdapter) namedRooms(fn func(socket.Room, *types.Set[socket.SocketId]) bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for room, ids := range a.named {
+		if !fn(room, ids) {
+			return
 		}
 	}
 }

@@ -116,15 +116,19 @@ type Options struct {
 
 // Server is the Socket.IO side of the gateway.
 type Server struct {
-	opts     Options
-	log      *slog.Logger
-	io       *socket.Server
-	eio      engine.Server
-	gate     *handshakeGate
-	guard    *guard
-	quiet    *ratelog.Logger // lines a client can cause, rate-limited
-	clients  atomic.Int64
-	draining atomic.Bool
+	opts    Options
+	log     *slog.Logger
+	io      *socket.Server
+	eio     engine.Server
+	gate    *handshakeGate
+	guard   *guard
+	quiet   *ratelog.Logger // lines a client can cause, rate-limited
+	clients atomic.Int64
+	// pollingClients are the clients counted in clients whose connection
+	// is on long-polling (pollingClient): the status page and the gauges
+	// read both without walking every socket.
+	pollingClients atomic.Int64
+	draining       atomic.Bool
 
 	closeOnce sync.Once
 	closed    chan struct{} // closed once the library's Close returned
@@ -332,17 +336,35 @@ func (s *Server) registerGauges(m *metrics.Metrics) {
 	})
 }
 
-// ClientsByTransport counts the connected clients by transport name
-// (websocket, polling; both always present).
-func (s *Server) ClientsByTransport() map[string]int {
-	out := map[string]int{"websocket": 0, "polling": 0}
-	s.io.Sockets().Sockets().Range(func(_ socket.SocketId, sock *socket.Socket) bool {
-		if t := sock.Conn().Transport(); t != nil {
-			out[t.Name()]++
+// pollingClient counts sock in pollingClients while its connection is on
+// long-polling, and returns what its disconnect calls. A connection only
+// moves from polling to websocket (the upgrade), once.
+func (s *Server) pollingClient(sock *socket.Socket) (left func()) {
+	conn := sock.Conn()
+	if _, lean := conn.(*leanSession); lean || conn.Transport() == nil || conn.Transport().Name() != transports.POLLING {
+		return func() {}
+	}
+	s.pollingClients.Add(1)
+	var counted atomic.Bool
+	counted.Store(true)
+	left = func() {
+		if counted.CompareAndSwap(true, false) {
+			s.pollingClients.Add(-1)
 		}
-		return true
-	})
-	return out
+	}
+	_ = conn.Once("upgrade", func(...any) { left() })
+	if t := conn.Transport(); t != nil && t.Name() != transports.POLLING {
+		left() // upgraded before the listener was there
+	}
+	return left
+}
+
+// ClientsByTransport counts the connected clients by transport name
+// (websocket, polling; both always present), from counters kept on
+// connect, upgrade and disconnect.
+func (s *Server) ClientsByTransport() map[string]int {
+	polling := max(s.pollingClients.Load(), 0)
+	return map[string]int{"websocket": int(max(s.clients.Load()-polling, 0)), "polling": int(polling)}
 }
 
 // RoomSize is one room of this node and its members here.
@@ -356,15 +378,23 @@ type RoomSize struct {
 func (s *Server) Rooms(top int) (int, []RoomSize) {
 	n := 0
 	var sizes []RoomSize
-	s.io.Sockets().Adapter().Rooms().Range(func(r socket.Room, members *types.Set[socket.SocketId]) bool {
-		if !members.Has(socket.SocketId(r)) {
-			n++
-			if top > 0 {
-				sizes = append(sizes, RoomSize{Name: string(r), Members: members.Len()})
-			}
+	count := func(r socket.Room, members *types.Set[socket.SocketId]) bool {
+		n++
+		if top > 0 {
+			sizes = append(sizes, RoomSize{Name: string(r), Members: members.Len()})
 		}
 		return true
-	})
+	}
+	if a, ok := s.io.Sockets().Adapter().(*fanoutAdapter); ok {
+		a.namedRooms(count) // without walking every socket's own room
+	} else {
+		s.io.Sockets().Adapter().Rooms().Range(func(r socket.Room, members *types.Set[socket.SocketId]) bool {
+			if !members.Has(socket.SocketId(r)) {
+				return count(r, members)
+			}
+			return true
+		})
+	}
 	slices.SortFunc(sizes, func(a, b RoomSize) int {
 		if a.Members != b.Members {
 			return b.Members - a.Members
@@ -408,9 +438,11 @@ func (s *Server) onConnection(args ...any) {
 	stopExpiry := s.expireAt(sock, m.p)
 	budget := newEventBudget(s.opts.Limits.ClientEventRate, cmp.Or(s.opts.Limits.ClientEventAbuseWindow, DefaultClientEventAbuseWindow))
 	s.clients.Add(1)
+	leftPolling := s.pollingClient(sock)
 	_ = sock.OnAny(func(args ...any) { s.onEvent(sock, m, budget, args) })
 	_ = sock.On("disconnect", func(args ...any) {
 		stopExpiry()
+		leftPolling()
 		s.clients.Add(-1)
 		reason := "unknown"
 		if len(args) > 0 {

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -303,4 +305,83 @@ func TestDeliverAllocatesPerEventNotPerRecipient(t *testing.T) {
 			}
 		}
 	}
+}
+
+// The client and room counts (the status page, the gauges) follow a
+// websocket client, a long-polling one, its upgrade, joins and leaves.
+func TestClientAndRoomCounts(t *testing.T) {
+	s, url := newTestServer(t, Options{})
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !ok(); {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: clients %v", what, s.ClientsByTransport())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	clients := func(ws, polling int) func() bool {
+		return func() bool {
+			c := s.ClientsByTransport()
+			return c["websocket"] == ws && c["polling"] == polling
+		}
+	}
+	rooms := func(want ...RoomSize) func() bool {
+		return func() bool {
+			n, top := s.Rooms(10)
+			return n == len(want) && slices.Equal(top, want)
+		}
+	}
+
+	a := dial(t, url)
+	a.send("40", `42["subscribe_project",{"project_id":"p"}]`)
+	if a.waitEvent("subscribed_project") == "" {
+		t.Fatal("a: not subscribed")
+	}
+	waitFor("one websocket client", clients(1, 0))
+	waitFor("one room", rooms(RoomSize{"project_p", 1}))
+
+	// b opens on long-polling, connects and subscribes.
+	status, session := handshake(t, pollingBase(url), nil)
+	if status != 200 {
+		t.Fatalf("polling handshake: %d %s", status, session)
+	}
+	post := func(body string) {
+		t.Helper()
+		resp, err := http.Post(session, "text/plain;charset=UTF-8", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("post %q: %d", body, resp.StatusCode)
+		}
+	}
+	post("40")
+	post(`42["subscribe_project",{"project_id":"p"}]`)
+	post(`42["join_batch",{"batch_id":"b"}]`)
+	waitFor("a websocket and a polling client", clients(1, 1))
+	waitFor("two rooms", rooms(RoomSize{"project_p", 2}, RoomSize{"batch_b", 1}))
+
+	// b upgrades: probe, then upgrade on a websocket of the same session.
+	wsURL := strings.Replace(session, "http", "ws", 1)
+	wsURL = strings.Replace(wsURL, "transport=polling", "transport=websocket", 1)
+	conn, _, err := websocket.DefaultDialer.Dial(wsURL, nil)
+	if err != nil {
+		t.Fatalf("upgrade dial: %v", err)
+	}
+	b := &rawClient{t: t, conn: conn}
+	b.send("2probe")
+	if msg := b.read(); msg != "3probe" {
+		t.Fatalf("probe answer = %q", msg)
+	}
+	b.send("5")
+	waitFor("two websocket clients after the upgrade", clients(2, 0))
+
+	_ = a.conn.Close()
+	waitFor("a gone", clients(1, 0))
+	waitFor("a's room left", rooms(RoomSize{"batch_b", 1}, RoomSize{"project_p", 1}))
+	_ = b.conn.Close()
+	waitFor("none", clients(0, 0))
+	waitFor("no rooms", rooms())
 }
