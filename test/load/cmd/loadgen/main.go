@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/meshgen/gateway/test/load/internal/procstat"
 	"github.com/meshgen/gateway/test/load/internal/scenario"
 )
 
@@ -44,6 +45,7 @@ func run() int {
 		joinBatch   = flag.Bool("join-batch", false, "clients also emit join_batch on connect")
 		stages      = flag.String("stages", "1000,10000", "idle: cumulative client counts")
 		settle      = flag.Duration("settle", 2*time.Second, "idle: wait after a connect wave")
+		warmup      = flag.Duration("warmup", 0, "fanout, rooms, e2e, burst: wait after the connect wave before the first step (its CPU is reported as warmup_cpu_seconds, not in any step)")
 		window      = flag.Duration("idle-window", 10*time.Second, "idle: CPU measuring window")
 		rates       = flag.String("rates", "", "events/s per step (fanout: deliveries/s targets when -rates-are-deliveries)")
 		ratesDeliv  = flag.Bool("rates-are-deliveries", false, "fanout: -rates are deliveries/s targets (divided by the clients)")
@@ -155,11 +157,16 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "loadgen: bad -rates:", err)
 		return 2
 	}
+	var warm procstat.Window // the server's CPU during -warmup
 	connect := func() bool {
 		cr := h.Connect(ctx, n)
 		emit(map[string]any{"type": "connect", "server": *label, "scenario": *scen, "connect": cr})
 		logf("%s %s: %d/%d clients connected and subscribed in %.2fs (%.0f/s), %d errors",
 			*label, *scen, cr.Connected, n, cr.Seconds, cr.PerSecond, cr.Errors)
+		if cr.Connected > 0 && *warmup > 0 {
+			warm = scenario.Warmup(ctx, h, *warmup)
+			logf("%s %s: warmup %.0fs after the connect wave: server CPU %.2f s (%.1f%%)", *label, *scen, warm.Seconds, warm.CPUSeconds, warm.CPUPercent)
+		}
 		return cr.Connected > 0
 	}
 
@@ -242,6 +249,10 @@ func run() int {
 	}
 	if ctx.Err() != nil {
 		res.Notes = append(res.Notes, "stopped early: "+ctx.Err().Error())
+	}
+	if *warmup > 0 && res.Figures != nil {
+		res.Params["warmup_s"] = warmup.Seconds()
+		res.Figures["warmup_cpu_seconds"] = warm.CPUSeconds
 	}
 	emit(res)
 	if t := res.Totals; t != nil {

@@ -132,6 +132,17 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	}
 }
 
+// Warmup waits d after a connect wave before the first step, so that the
+// steps measure deliveries and not the wave's aftermath (the servers'
+// collections of the handshakes' garbage, a GC policy returning the
+// wave's memory): the same wait for every server. It returns the server's
+// CPU during the wait, reported as the warmup figures.
+func Warmup(ctx context.Context, h *Harness, d time.Duration) procstat.Window {
+	s0 := h.ServerSample()
+	sleepCtx(ctx, d)
+	return procstat.Between(s0, h.ServerSample())
+}
+
 // ---- stepped traffic (fanout, rooms, e2e) ----
 
 // SteppedParams configures a stepped-rate scenario.
