@@ -5,6 +5,7 @@ package procstat
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"os"
 	"strconv"
 	"strings"
@@ -17,7 +18,12 @@ const clkTck = 100
 // Sample is one reading of a process.
 type Sample struct {
 	At     time.Time
-	CPU    time.Duration // utime + stime, all threads
+	CPU    time.Duration // utime + stime, all threads (10 ms resolution)
+	// Tasks is each live thread's time on a CPU (ns resolution, from
+	// /proc/PID/task/TID/schedstat), by thread id: Between uses it when no
+	// thread ended between two samples (the time of an ended thread is
+	// only in CPU). Nil when unreadable.
+	Tasks map[int]time.Duration
 	RSS    int64         // bytes (VmRSS)
 	HWM    int64         // bytes (VmHWM, peak RSS)
 	Thread int
@@ -47,6 +53,7 @@ func Read(pid int) (Sample, error) {
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	s.CPU = time.Duration(ut+st) * time.Second / clkTck
+	s.Tasks = tasks(p)
 	status, err := os.ReadFile("/proc/" + p + "/status")
 	if err != nil {
 		return s, err
@@ -69,6 +76,38 @@ func Read(pid int) (Sample, error) {
 	return s, nil
 }
 
+// tasks reads the CPU time of every thread of process p (a /proc name);
+// nil when any read fails.
+func tasks(p string) map[int]time.Duration {
+	dir := "/proc/" + p + "/task"
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	out := make(map[int]time.Duration, len(ents))
+	for _, e := range ents {
+		tid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(dir + "/" + e.Name() + "/schedstat")
+		if err != nil {
+			if os.IsNotExist(err) {
+				continue // the thread ended while listed: Between sees it gone
+			}
+			return nil
+		}
+		// "time on cpu (ns) time waiting (ns) timeslices"
+		f, _, _ := strings.Cut(strings.TrimSpace(string(b)), " ")
+		ns, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return nil
+		}
+		out[tid] = time.Duration(ns)
+	}
+	return out
+}
+
 func kb(v string) int64 {
 	n, _ := strconv.ParseInt(strings.TrimSuffix(v, " kB"), 10, 64)
 	return n * 1024
@@ -81,15 +120,23 @@ type Group []int
 func (g Group) Read() (Sample, error) {
 	var sum Sample
 	sum.At = time.Now()
+	tasks, tasksKnown := map[int]time.Duration{}, true
 	for _, pid := range g {
 		s, err := Read(pid)
 		if err != nil {
 			return sum, err
 		}
 		sum.CPU += s.CPU
+		if s.Tasks == nil {
+			tasksKnown = false
+		}
+		maps.Copy(tasks, s.Tasks)
 		sum.RSS += s.RSS
 		sum.HWM += s.HWM
 		sum.Thread += s.Thread
+	}
+	if tasksKnown {
+		sum.Tasks = tasks
 	}
 	return sum, nil
 }
@@ -102,8 +149,16 @@ type Window struct {
 }
 
 // Between returns the window from a to b.
+//
+// The CPU time is the threads' scheduler time (ns resolution) when every
+// thread of a is still there in b (a thread started in between counts
+// whole); otherwise utime + stime, whose 10 ms ticks are a large error on
+// a step of a few hundred milliseconds of CPU.
 func Between(a, b Sample) Window {
 	w := Window{Seconds: b.At.Sub(a.At).Seconds(), CPUSeconds: (b.CPU - a.CPU).Seconds()}
+	if precise, ok := taskDelta(a.Tasks, b.Tasks); ok {
+		w.CPUSeconds = precise.Seconds()
+	}
 	if w.Seconds > 0 {
 		w.CPUPercent = 100 * w.CPUSeconds / w.Seconds
 	}
@@ -182,4 +237,22 @@ func WaitQuiet(stop <-chan struct{}, threshold float64, maxWait time.Duration, e
 		default:
 		}
 	}
+}
+
+// taskDelta is the threads' CPU time from a to b; false when either is
+// unknown or a thread of a ended.
+func taskDelta(a, b map[int]time.Duration) (time.Duration, bool) {
+	if a == nil || b == nil {
+		return 0, false
+	}
+	var d time.Duration
+	for tid, t := range b {
+		d += t - a[tid] // a thread started in between: all of its time
+	}
+	for tid, t := range a {
+		if u, ok := b[tid]; !ok || u < t {
+			return 0, false // ended (or its id reused) in between
+		}
+	}
+	return d, true
 }
