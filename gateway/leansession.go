@@ -23,7 +23,8 @@ import (
 // runs on it unchanged. What an idle one holds:
 //
 //   - no goroutine: reads are driven by one epoll instance for all
-//     sessions (poller_linux.go); a goroutine runs only while a
+//     sessions (poller_linux.go), which the runtime's network poller
+//     waits on (no thread blocked in epoll_wait); a goroutine runs only while a
 //     connection has bytes to read, and a partial frame waits in a buffer
 //     of its exact size;
 //   - one runtime timer for the heartbeat (time.AfterFunc: the runtime's
