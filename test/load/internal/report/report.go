@@ -759,7 +759,7 @@ const methodText = `- **Load generator**: ` + "`cmd/loadgen`" + `, one Go proces
   ` + "`ts`" + ` (unix nanos, the *scheduled* send time: open loop, so a backlog shows as latency), ` + "`seq`" + `
   (per room) and ` + "`st`" + ` (the step). Every client checks every seq: loss, duplicates, foreign rooms.
 - **Latency** = client receipt time − ts, same clock (one machine). p50/p99/p99.9 over every delivery of a step.
-- **Server CPU** = utime+stime of the server process from ` + "`/proc/<pid>/stat`" + ` over the step (from its first send
+- **Server CPU** = the server threads' scheduler time from ` + "`/proc/<pid>/task/<tid>/schedstat`" + ` (ns; utime+stime from ` + "`/proc/<pid>/stat`" + ` if a thread ended) over the step (from its first send
   until its last delivery or the drain timeout); **deliveries per CPU-second** = deliveries / that CPU time.
   The generator's own CPU is read the same way (` + "`/proc/self/stat`" + `) and reported next to it.
 - **fanout**: one room of N clients; steps of increasing target rates (deliveries/s = events/s × N), 4 s each.
