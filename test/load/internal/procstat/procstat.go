@@ -17,15 +17,15 @@ const clkTck = 100
 
 // Sample is one reading of a process.
 type Sample struct {
-	At     time.Time
-	CPU    time.Duration // utime + stime, all threads (10 ms resolution)
+	At  time.Time
+	CPU time.Duration // utime + stime, all threads (10 ms resolution)
 	// Tasks is each live thread's time on a CPU (ns resolution, from
 	// /proc/PID/task/TID/schedstat), by thread id: Between uses it when no
 	// thread ended between two samples (the time of an ended thread is
 	// only in CPU). Nil when unreadable.
-	Tasks map[int]time.Duration
-	RSS    int64         // bytes (VmRSS)
-	HWM    int64         // bytes (VmHWM, peak RSS)
+	Tasks  map[int]time.Duration
+	RSS    int64 // bytes (VmRSS)
+	HWM    int64 // bytes (VmHWM, peak RSS)
 	Thread int
 }
 
