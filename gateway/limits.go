@@ -307,14 +307,11 @@ func (s *Server) bound(args ...any) {
 			go conn.Close(false)
 		}
 	})
-	if conn.Transport().Name() != transports.POLLING {
+	left, polling := whilePolling(conn, &s.guard.polling)
+	if !polling {
 		return
 	}
-	s.guard.polling.Add(1)
-	var left sync.Once
-	leave := func(...any) { left.Do(func() { s.guard.polling.Add(-1) }) }
-	_ = conn.Once("upgrade", leave)
-	_ = conn.Once("close", leave)
+	_ = conn.Once("close", func(...any) { left() })
 
 	var queued atomic.Int64
 	var cut atomic.Bool
@@ -364,4 +361,23 @@ func packetSize(p *packet.Packet) int64 {
 func (s *Server) slowClient(limit string) {
 	s.opts.Metrics.LimitHit(limit)
 	s.quiet.Log(context.Background(), slog.LevelInfo, "websocket client reads too slowly: disconnected", slog.String("limit", limit))
+}
+
+// whilePolling counts conn in n while it is on long-polling: it adds one
+// now if it is, and takes it back once, at the upgrade or at the first
+// call of left, whichever comes first (a connection only moves from
+// polling to websocket). polling reports whether conn was counted.
+func whilePolling(conn engine.Socket, n *atomic.Int64) (left func(), polling bool) {
+	onPolling := func() bool { t := conn.Transport(); return t != nil && t.Name() == transports.POLLING }
+	if !onPolling() {
+		return func() {}, false
+	}
+	n.Add(1)
+	var once sync.Once
+	left = func() { once.Do(func() { n.Add(-1) }) }
+	_ = conn.Once("upgrade", func(...any) { left() })
+	if !onPolling() {
+		left() // upgraded before the listener was there
+	}
+	return left, true
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -26,7 +27,9 @@ import (
 // thread's processor from: on an idle node, as much CPU as the heartbeats.
 type poller struct {
 	epfd int
-	file *os.File // epfd, registered with the runtime's network poller
+	// raw is epfd as an *os.File registered with the runtime's network
+	// poller; it keeps the File (and so the descriptor) alive.
+	raw syscall.RawConn
 
 	mu    sync.Mutex
 	conns map[int]*leanSession
@@ -66,11 +69,12 @@ func openPoller() (*poller, error) {
 		return nil, fmt.Errorf("epoll: set non-blocking: %w", err)
 	}
 	f := os.NewFile(uintptr(fd), "epoll")
-	if _, err := f.SyscallConn(); err != nil {
+	raw, err := f.SyscallConn()
+	if err != nil {
 		_ = f.Close()
 		return nil, fmt.Errorf("epoll: %w", err)
 	}
-	return &poller{epfd: fd, file: f, conns: make(map[int]*leanSession)}, nil
+	return &poller{epfd: fd, raw: raw, conns: make(map[int]*leanSession)}, nil
 }
 
 const pollEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
@@ -129,11 +133,6 @@ func (p *poller) remove(s *leanSession) {
 // loop starts a readReady goroutine for every descriptor epoll reports,
 // for the life of the process.
 func (p *poller) loop() {
-	raw, err := p.file.SyscallConn()
-	if err != nil {
-		slog.Error("epoll: WebSocket reads stop", slog.Any("error", err))
-		return
-	}
 	events := make([]unix.EpollEvent, 256)
 	var waitErr error
 	// wait takes what is ready without blocking; it returns false (the
@@ -153,7 +152,7 @@ func (p *poller) loop() {
 		return n == len(events)
 	}
 	for {
-		if err := raw.Read(wait); err != nil {
+		if err := p.raw.Read(wait); err != nil {
 			slog.Error("epoll: WebSocket reads stop", slog.Any("error", err))
 			return
 		}

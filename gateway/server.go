@@ -125,7 +125,7 @@ type Server struct {
 	quiet   *ratelog.Logger // lines a client can cause, rate-limited
 	clients atomic.Int64
 	// pollingClients are the clients counted in clients whose connection
-	// is on long-polling (pollingClient): the status page and the gauges
+	// is on long-polling (whilePolling): the status page and the gauges
 	// read both without walking every socket.
 	pollingClients atomic.Int64
 	draining       atomic.Bool
@@ -336,29 +336,6 @@ func (s *Server) registerGauges(m *metrics.Metrics) {
 	})
 }
 
-// pollingClient counts sock in pollingClients while its connection is on
-// long-polling, and returns what its disconnect calls. A connection only
-// moves from polling to websocket (the upgrade), once.
-func (s *Server) pollingClient(sock *socket.Socket) (left func()) {
-	conn := sock.Conn()
-	if _, lean := conn.(*leanSession); lean || conn.Transport() == nil || conn.Transport().Name() != transports.POLLING {
-		return func() {}
-	}
-	s.pollingClients.Add(1)
-	var counted atomic.Bool
-	counted.Store(true)
-	left = func() {
-		if counted.CompareAndSwap(true, false) {
-			s.pollingClients.Add(-1)
-		}
-	}
-	_ = conn.Once("upgrade", func(...any) { left() })
-	if t := conn.Transport(); t != nil && t.Name() != transports.POLLING {
-		left() // upgraded before the listener was there
-	}
-	return left
-}
-
 // ClientsByTransport counts the connected clients by transport name
 // (websocket, polling; both always present), from counters kept on
 // connect, upgrade and disconnect.
@@ -438,7 +415,7 @@ func (s *Server) onConnection(args ...any) {
 	stopExpiry := s.expireAt(sock, m.p)
 	budget := newEventBudget(s.opts.Limits.ClientEventRate, cmp.Or(s.opts.Limits.ClientEventAbuseWindow, DefaultClientEventAbuseWindow))
 	s.clients.Add(1)
-	leftPolling := s.pollingClient(sock)
+	leftPolling, _ := whilePolling(sock.Conn(), &s.pollingClients)
 	_ = sock.OnAny(func(args ...any) { s.onEvent(sock, m, budget, args) })
 	_ = sock.On("disconnect", func(args ...any) {
 		stopExpiry()

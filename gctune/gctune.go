@@ -36,12 +36,11 @@
 // (what the runtime itself retains), the policy starts that collection,
 // and a second one at the next update if the heap still holds that much (the
 // scavenger's target after the first still counts the burst's garbage):
-// at most once per Window. A smaller drop starts none: an idle process's
-// rate wobbles a few points around the floor, and the heap stays over the
-// goal for a while after the collections only because the runtime returns
-// the free memory at its own pace, which no further collection speeds up. The runtime's scavenger then returns the
+// at most once per Window. The runtime's scavenger then returns the
 // memory at its own pace; nothing is forced back to the system (no
-// debug.FreeOSMemory).
+// debug.FreeOSMemory). A smaller drop starts none: an idle process's rate
+// wobbles a few points around the floor, and while the scavenger works
+// the heap stays over the goal, which no further collection changes.
 //
 // The percentage in effect is the go_gc_gogc_percent metric of /metrics.
 package gctune
@@ -160,12 +159,8 @@ func (t *tuner) step(s sample) {
 	}
 	t.last = s
 	if p := Percent(t.rate, s.scannable, t.floor, t.window); p != t.pct {
-		// Only a drop well below the percentage of the last collection
-		// is worth one: the memory a collection can return is what the
-		// goal it set holds above the new one. A small rise and fall
-		// (the rate of an idle process wobbles around the floor) is not,
-		// while the heap still holds more than 10% over the goal only
-		// because the runtime returns free memory at its own pace.
+		// Only a drop well below the last collection's percentage is
+		// worth a collection (see the package comment).
 		t.dropped = t.dropped || (t.atCycle != 0 && p*5 < t.atCycle*4)
 		t.pct = p
 		t.set(p)
